@@ -1,0 +1,129 @@
+"""Stage: quantization tables (Annex K, IJG quality scaling) and quantization.
+
+Quality scaling is libjpeg's ``jpeg_quality_scaling`` + ``jpeg_add_quant_table``
+with ``force_baseline``::
+
+    scale = 5000 // q  if q < 50  else  200 - 2 q
+    entry = clamp((base * scale + 50) // 100, 1, 255)
+
+Quantization is libjpeg's: the FDCT output ``t`` (scaled by 8) is divided by
+``8 q`` and rounded half away from zero.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._arith import clamp, combine, is_exact, round_half_away, soft_round
+
+_LUMA = (
+    (16, 11, 10, 16, 24, 40, 51, 61),
+    (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77),
+    (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101),
+    (72, 92, 95, 98, 112, 100, 103, 99),
+)
+_CHROMA = (
+    (17, 18, 24, 47, 99, 99, 99, 99),
+    (18, 21, 26, 66, 99, 99, 99, 99),
+    (24, 26, 56, 99, 99, 99, 99, 99),
+    (47, 66, 99, 99, 99, 99, 99, 99),
+    *((99,) * 8,) * 4,
+)
+
+#: The IJG (Annex K) base tables, natural order, ``[8, 8]`` int32.
+ANNEX_K_LUMA: Tensor = torch.tensor(_LUMA, dtype=torch.int32)
+ANNEX_K_CHROMA: Tensor = torch.tensor(_CHROMA, dtype=torch.int32)
+
+
+def annex_k_tables(device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float64) -> Tensor:
+    """The Annex K base tables as ``[2, 8, 8]`` (luma, chroma)."""
+    return torch.tensor((_LUMA, _CHROMA), dtype=dtype, device=device)
+
+
+def check_quality(quality: float | Tensor) -> None:
+    """Raise ``ValueError`` unless every quality is a finite number in 1..100."""
+    q = torch.as_tensor(quality).detach()
+    if q.dim() > 1:
+        raise ValueError(f"quality must be a number or a [N] tensor, got shape {tuple(q.shape)}")
+    if q.is_complex() or not torch.isfinite(q.double()).all() or (q < 1).any() or (q > 100).any():
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+
+
+def quality_to_tables(quality: float | Tensor, tables: Tensor | None = None, *,
+                      mode: str = "hard", dtype: torch.dtype = torch.float64,
+                      device: torch.device | str | None = None) -> Tensor:
+    """Quality-scaled quantization tables, as libjpeg computes them.
+
+    Args:
+        quality: a number or a tensor ``[]``/``[N]`` in 1..100 (float allowed;
+            may require grad). Fractional qualities use the same formula
+            without the integer rounding of ``5000 // q``'s argument.
+        tables: base tables ``[2, 8, 8]`` or ``[N, 2, 8, 8]`` (luma, chroma),
+            natural order; None for Annex K. May require grad.
+        mode: arithmetic mode: exact integer tables in ``hard``/``ste``
+            (straight-through gradients in ``ste``), real-valued otherwise.
+
+    Returns:
+        ``[N, 2, 8, 8]`` tables (``N = 1`` for a scalar quality and ``[2,8,8]``
+        tables), values 1..255, in ``dtype``.
+    """
+    check_quality(quality)
+    if tables is None:
+        base = annex_k_tables(device, dtype)
+    else:
+        if not isinstance(tables, Tensor):
+            raise TypeError("tables must be a tensor [2, 8, 8] or [N, 2, 8, 8]")
+        if tables.shape[-3:] != (2, 8, 8) or tables.dim() not in (3, 4):
+            raise ValueError(f"tables must be [2, 8, 8] or [N, 2, 8, 8], got {tuple(tables.shape)}")
+        base = tables.to(dtype=dtype, device=device if device is not None else tables.device)
+    device = base.device
+    q = torch.as_tensor(quality, device=device).to(dtype)
+    q = q.reshape(-1, 1, 1, 1)
+    if base.dim() == 3:
+        base = base[None]
+    surrogate_scale = torch.where(q < 50, 5000.0 / q, 200.0 - 2.0 * q)
+    if is_exact(mode):
+        qd = q.detach()
+        exact_scale = torch.where(qd < 50, torch.floor(5000.0 / qd), 200.0 - 2.0 * qd)
+        scale = combine(exact_scale, surrogate_scale, mode)
+        raw = base * scale
+        exact = torch.floor((raw.detach() + 50.0) / 100.0)
+        scaled = combine(exact, raw / 100.0, mode)
+    else:
+        scaled = base * surrogate_scale / 100.0
+    return clamp(scaled, 1.0, 255.0, mode)
+
+
+def quantize(coefficients: Tensor, table: Tensor, mode: str) -> Tensor:
+    """Quantize FDCT output as libjpeg does.
+
+    Args:
+        coefficients: ``[..., 8, 8]`` FDCT output (scaled by 8, see
+            :func:`jpegtorch.dct.fdct`).
+        table: quantization table broadcastable to ``coefficients`` (1..255).
+
+    Returns:
+        Quantized coefficients: ``round_half_away(t / (8 q))`` (integers) in the
+        exact modes; soft rounding in ``soft``; straight-through rounding in
+        ``ste-quant``.
+    """
+    ratio = coefficients / (8.0 * table)
+    if mode == "soft":
+        return soft_round(ratio)
+    if mode == "ste-quant":
+        return ratio + (round_half_away(ratio.detach()) - ratio).detach()
+    t = coefficients.detach()
+    q8 = 8.0 * table.detach()
+    exact = torch.sign(t) * torch.floor((t.abs() + q8 / 2) / q8)
+    return combine(exact, ratio, mode)
+
+
+def dequantize(quantized: Tensor, table: Tensor) -> Tensor:
+    """``quantized * table`` (the decoder's DEQUANTIZE), broadcasting ``table``."""
+    return quantized * table

@@ -1,0 +1,142 @@
+"""Stage: chroma down-sampling (jcsample.c) and up-sampling (jdsample.c).
+
+Down-sampling averages ``hexp × vexp`` boxes with libjpeg's biases: 2×1 boxes
+add 0,1,0,1,... and 2×2 boxes add 1,2,1,2,... (alternating by output column)
+before the shift; other integral factors add ``numpix // 2``.
+
+Up-sampling follows libjpeg-turbo's default ("fancy") decoder:
+
+- 2×1: triangle filter ``(3*near + far + 1|2) >> 2``, when the component is
+  wider than 2 samples, else replication;
+- 1×2: the same filter vertically (biases 1 above, 2 below);
+- 2×2: separable triangle filter on column sums ``3*near + far`` with biases
+  8 and 7 (``>> 4``), when wider than 2 samples, else replication;
+- any other integral factors: replication.
+
+Edges replicate the outermost sample, exactly as libjpeg's special cases do.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._arith import descale, is_exact
+
+SUBSAMPLING: dict[str, tuple[tuple[int, int], ...]] = {
+    "4:4:4": ((1, 1), (1, 1), (1, 1)),
+    "4:2:2": ((2, 1), (1, 1), (1, 1)),
+    "4:2:0": ((2, 2), (1, 1), (1, 1)),
+    "4:4:0": ((1, 2), (1, 1), (1, 1)),
+    "4:1:1": ((4, 1), (1, 1), (1, 1)),
+}
+
+
+def parse_subsampling(subsampling: str) -> tuple[tuple[int, int], ...]:
+    """Sampling factors ``((h, v), ...)`` of Y, Cb, Cr for a J:a:b name."""
+    try:
+        return SUBSAMPLING[str(subsampling)]
+    except KeyError:
+        raise ValueError(
+            f"subsampling must be one of {', '.join(SUBSAMPLING)}, got {subsampling!r}"
+        ) from None
+
+
+def sampling_name(sampling: tuple[tuple[int, int], ...]) -> str:
+    """The J:a:b name of sampling factors, or ``"HxV,HxV,..."`` when there is none."""
+    if len(sampling) == 1:
+        return "gray"
+    for name, factors in SUBSAMPLING.items():
+        if tuple(sampling) == factors:
+            return name
+    # equivalent ratios, e.g. ((2, 2), (2, 2), (2, 2)) is 4:4:4
+    hmax = max(h for h, _ in sampling)
+    vmax = max(v for _, v in sampling)
+    ratios = tuple((hmax // h if hmax % h == 0 else 0, vmax // v if vmax % v == 0 else 0)
+                   for h, v in sampling)
+    for name, factors in SUBSAMPLING.items():
+        fh = max(h for h, _ in factors)
+        fv = max(v for _, v in factors)
+        if ratios == tuple((fh // h, fv // v) for h, v in factors):
+            return name
+    return ",".join(f"{h}x{v}" for h, v in sampling)
+
+
+def downsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
+    """Box down-sampling of a padded plane.
+
+    Args:
+        plane: ``[N, H, W]`` samples 0..255, with ``H % vexp == W % hexp == 0``.
+        hexp, vexp: horizontal and vertical reduction factors.
+
+    Returns:
+        ``[N, H // vexp, W // hexp]`` samples 0..255.
+    """
+    if hexp == 1 and vexp == 1:
+        return plane
+    n, height, width = plane.shape
+    boxes = plane.reshape(n, height // vexp, vexp, width // hexp, hexp).sum(dim=(2, 4))
+    numpix = hexp * vexp
+    if not is_exact(mode):
+        return boxes / numpix
+    if (hexp, vexp) == (2, 1):
+        bias = torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
+    elif (hexp, vexp) == (2, 2):
+        bias = 1 + torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
+    else:
+        bias = torch.full((1,), float(numpix // 2), device=plane.device, dtype=plane.dtype)
+    exact = torch.floor((boxes.detach() + bias) / numpix)
+    if mode == "hard":
+        return exact
+    surrogate = boxes / numpix
+    return surrogate + (exact - surrogate).detach()
+
+
+def _neighbours(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """(previous, next) samples along ``dim`` with the edges replicated."""
+    size = x.shape[dim]
+    prev = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, size - 1)], dim=dim)
+    nxt = torch.cat([x.narrow(dim, 1, size - 1), x.narrow(dim, size - 1, 1)], dim=dim)
+    return prev, nxt
+
+
+def _interleave(even: Tensor, odd: Tensor, dim: int) -> Tensor:
+    stacked = torch.stack([even, odd], dim=dim + 1 if dim >= 0 else dim)
+    shape = list(even.shape)
+    shape[dim] *= 2
+    return stacked.reshape(shape)
+
+
+def _triangle(near3: Tensor, prev: Tensor, nxt: Tensor, shift: int, bias_prev: int,
+              bias_next: int, dim: int, mode: str) -> Tensor:
+    first = descale(near3 + prev, shift, mode, bias=bias_prev)
+    second = descale(near3 + nxt, shift, mode, bias=bias_next)
+    return _interleave(first, second, dim)
+
+
+def upsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
+    """libjpeg-turbo's default up-sampling of one component.
+
+    Args:
+        plane: ``[N, h, w]`` component samples 0..255 (cropped to the
+            component's own size, i.e. libjpeg's ``downsampled_width/height``).
+        hexp, vexp: integral expansion factors (``max_samp / samp``).
+
+    Returns:
+        ``[N, h * vexp, w * hexp]`` samples 0..255.
+    """
+    if hexp == 1 and vexp == 1:
+        return plane
+    width = plane.shape[-1]
+    if (hexp, vexp) == (2, 1) and width > 2:
+        prev, nxt = _neighbours(plane, -1)
+        return _triangle(3 * plane, prev, nxt, 2, 1, 2, -1, mode)
+    if (hexp, vexp) == (1, 2):
+        prev, nxt = _neighbours(plane, -2)
+        return _triangle(3 * plane, prev, nxt, 2, 1, 2, -2, mode)
+    if (hexp, vexp) == (2, 2) and width > 2:
+        above, below = _neighbours(plane, -2)
+        rows = _interleave(3 * plane + above, 3 * plane + below, -2)  # column sums
+        prev, nxt = _neighbours(rows, -1)
+        return _triangle(3 * rows, prev, nxt, 4, 8, 7, -1, mode)
+    return plane.repeat_interleave(vexp, dim=-2).repeat_interleave(hexp, dim=-1)
