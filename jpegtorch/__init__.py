@@ -7,6 +7,7 @@ use (PEP 562), so ``jtorch --help`` never imports torch.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -31,12 +32,30 @@ _LAZY: dict[str, str] = {
     "read_coefficients": "formats.jfif_reader:read_coefficients",
 }
 
-__all__ = ["JPEGError", "__version__", *_LAZY]
+__all__ = [
+    "ANNEX_K_CHROMA",
+    "ANNEX_K_LUMA",
+    "JPEG",
+    "MODES",
+    "Coefficients",
+    "JPEGError",
+    "__version__",
+    "decode",
+    "decode_jpeg",
+    "encode",
+    "encode_jpeg",
+    "jpeg",
+    "quality_to_tables",
+    "read_coefficients",
+    "write_coefficients",
+]
 
 
 def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)  # a submodule
         raise AttributeError(f"module 'jpegtorch' has no attribute {name!r}")
     module_name, attr = target.split(":")
     value = getattr(importlib.import_module(f".{module_name}", __name__), attr)

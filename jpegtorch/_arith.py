@@ -45,11 +45,48 @@ def is_exact(mode: str) -> bool:
 
 
 def work_dtype(mode: str, dtype: torch.dtype) -> torch.dtype:
-    """The dtype the pipeline computes in: float64 for the exact modes (integers up
-    to 2**53 are exact), the image's own float dtype otherwise."""
-    if is_exact(mode) or not dtype.is_floating_point:
+    """The dtype the pipeline computes in outside the DCT.
+
+    Integers below 2**24 are exact in float32, which covers every sample,
+    colour-conversion sum (with JFIF's constants), quantization ratio and
+    dequantized coefficient; the DCT passes compute in float64 internally.
+    float64 images stay float64.
+    """
+    if dtype == torch.float64:
         return torch.float64
-    return dtype
+    return torch.float32
+
+
+def _floor_div(v: Tensor, divisor: int, bias: float | Tensor) -> Tensor:
+    out = v + bias
+    if divisor & (divisor - 1) == 0:  # a power of two: multiplying is exact
+        return out.mul_(1.0 / divisor).floor_()
+    return out.div_(divisor).floor_()
+
+
+class _FloorDiv(torch.autograd.Function):
+    """``floor((v + bias) / divisor)`` forward, ``v / divisor`` backward."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, divisor: int, bias: float | Tensor) -> Tensor:  # type: ignore[override]
+        ctx.divisor = divisor
+        return _floor_div(v, divisor, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        return grad / ctx.divisor, None, None
+
+
+class _StraightClamp(torch.autograd.Function):
+    """Clamp forward, identity backward."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, lo: float, hi: float) -> Tensor:  # type: ignore[override]
+        return v.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        return grad, None, None
 
 
 def combine(exact: Tensor | None, surrogate: Tensor, mode: str) -> Tensor:
@@ -75,21 +112,25 @@ def descale(v: Tensor, shift: int, mode: str, bias: int | None = None) -> Tensor
     ``bias`` defaults to ``2**(shift-1)`` (round half up). The surrogate is
     ``v / 2**shift``.
     """
-    scale = float(1 << shift)
-    surrogate = v / scale
-    if not is_exact(mode):
-        return surrogate
     if bias is None:
         bias = 1 << (shift - 1)
-    exact = torch.floor((v.detach() + bias) / scale) if mode == "ste" else torch.floor(
-        (v + bias) / scale)
-    return combine(exact, surrogate, mode)
+    return floor_div(v, 1 << shift, float(bias), mode)
+
+
+def floor_div(v: Tensor, divisor: int, bias: float | Tensor, mode: str) -> Tensor:
+    """``floor((v + bias) / divisor)`` in the exact modes (straight-through in
+    ``ste``); the surrogate ``v / divisor`` in the float modes."""
+    if mode == "ste":
+        return _FloorDiv.apply(v, divisor, bias)
+    if mode == "hard":
+        return _floor_div(v, divisor, bias)
+    return v / divisor
 
 
 def clamp(v: Tensor, lo: float, hi: float, mode: str) -> Tensor:
     """Clamp to ``[lo, hi]``; straight-through in ``ste`` mode."""
     if mode == "ste":
-        return combine(v.detach().clamp(lo, hi), v, mode)
+        return _StraightClamp.apply(v, lo, hi)
     return v.clamp(lo, hi)
 
 

@@ -11,12 +11,12 @@ libjpeg-turbo's results while running as two small matrix products per block.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import Tensor
 
-from ._arith import descale
+from ._arith import descale, is_exact
 
 CONST_BITS = 13
 PASS1_BITS = 2
@@ -116,7 +116,7 @@ IDCT_SHIFT1 = CONST_BITS - PASS1_BITS  # 11
 IDCT_SHIFT2 = CONST_BITS + PASS1_BITS + 3  # 18
 
 
-@lru_cache(maxsize=None)
+@cache
 def _int_matrices() -> dict[str, list[list[int]]]:
     return {
         # pass 1: DC/4 outputs are (x << PASS1_BITS), written as << (PASS1_BITS + 11) then >> 11
@@ -133,6 +133,11 @@ def dct_matrix(name: str, device: torch.device, dtype: torch.dtype = torch.float
     return torch.tensor(_int_matrices()[name], dtype=dtype, device=device)
 
 
+def _pass_dtype(x: Tensor, mode: str) -> torch.dtype:
+    """float64 in the exact modes: intermediate sums reach about 2**30."""
+    return torch.float64 if is_exact(mode) else x.dtype
+
+
 def fdct(blocks: Tensor, mode: str) -> Tensor:
     """libjpeg's islow forward DCT of level-shifted samples.
 
@@ -144,10 +149,11 @@ def fdct(blocks: Tensor, mode: str) -> Tensor:
         ``[..., 8, 8]`` DCT coefficients scaled by 8 as libjpeg's FDCT leaves
         them (the quantizer divides by ``8 * q``); integers in the exact modes.
     """
-    f1 = dct_matrix("f1", blocks.device, blocks.dtype)
-    f2 = dct_matrix("f2", blocks.device, blocks.dtype)
-    rows = descale(blocks @ f1.T, FDCT_SHIFT1, mode)  # pass 1: along each row
-    return descale(f2 @ rows, FDCT_SHIFT2, mode)  # pass 2: along each column
+    dtype = _pass_dtype(blocks, mode)
+    f1 = dct_matrix("f1", blocks.device, dtype)
+    f2 = dct_matrix("f2", blocks.device, dtype)
+    rows = descale(blocks.to(dtype) @ f1.T, FDCT_SHIFT1, mode)  # pass 1: along each row
+    return descale(f2 @ rows, FDCT_SHIFT2, mode).to(blocks.dtype)  # pass 2: along columns
 
 
 def idct(coefficients: Tensor, mode: str) -> Tensor:
@@ -161,10 +167,11 @@ def idct(coefficients: Tensor, mode: str) -> Tensor:
         ``[..., 8, 8]`` level-shifted samples *before* the range limit, i.e.
         pixel values minus 128 (see :func:`range_limit`).
     """
-    i1 = dct_matrix("i1", coefficients.device, coefficients.dtype)
-    i2 = dct_matrix("i2", coefficients.device, coefficients.dtype)
-    cols = descale(i1 @ coefficients, IDCT_SHIFT1, mode)  # pass 1: along each column
-    return descale(cols @ i2.T, IDCT_SHIFT2, mode)  # pass 2: along each row
+    dtype = _pass_dtype(coefficients, mode)
+    i1 = dct_matrix("i1", coefficients.device, dtype)
+    i2 = dct_matrix("i2", coefficients.device, dtype)
+    cols = descale(i1 @ coefficients.to(dtype), IDCT_SHIFT1, mode)  # pass 1: along columns
+    return descale(cols @ i2.T, IDCT_SHIFT2, mode).to(coefficients.dtype)  # pass 2: rows
 
 
 def range_limit(samples: Tensor, mode: str) -> Tensor:
@@ -174,11 +181,26 @@ def range_limit(samples: Tensor, mode: str) -> Tensor:
     modulo 1024 before clamping (only corrupt data gets that far). The
     surrogate is a plain clamp.
     """
-    shifted = samples + 128.0
-    if mode in ("hard", "ste"):
-        wrapped = torch.remainder(samples.detach() + 512.0, 1024.0) - 512.0
-        exact = (wrapped + 128.0).clamp(0.0, 255.0)
-        if mode == "hard":
-            return exact
-        return shifted + (exact - shifted).detach()
-    return shifted.clamp(0.0, 255.0)
+    if mode == "hard":
+        return _range_limit(samples)
+    if mode == "ste":
+        return _StraightRangeLimit.apply(samples)
+    return (samples + 128.0).clamp(0.0, 255.0)
+
+
+def _range_limit(samples: Tensor) -> Tensor:
+    if bool((samples.abs() < 512).all()):  # no wrap-around possible: a plain clamp
+        return (samples + 128.0).clamp_(0.0, 255.0)
+    return torch.remainder(samples + 512.0, 1024.0).sub_(384.0).clamp_(0.0, 255.0)
+
+
+class _StraightRangeLimit(torch.autograd.Function):
+    """The range limit forward, ``x + 128`` (identity) backward."""
+
+    @staticmethod
+    def forward(ctx, samples: Tensor) -> Tensor:  # type: ignore[override]
+        return _range_limit(samples)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad

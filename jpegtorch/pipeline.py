@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._arith import check_mode, clamp, combine, is_exact, work_dtype
+from ._arith import check_mode, clamp, floor_div, is_exact, work_dtype
 from .blocks import add_dummy_blocks, blockify, ceil_div, replicate_pad, unblockify
 from .coefficients import Coefficients
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
@@ -42,9 +42,8 @@ def _to_pixels(image: Tensor, mode: str, dtype: torch.dtype) -> Tensor:
         return image.to(dtype)
     scaled = image.to(dtype) * 255.0
     if is_exact(mode):
-        rounded = torch.floor(scaled.detach() + 0.5)
-        scaled = combine(rounded, scaled, mode)
-    return clamp(scaled, 0.0, 255.0, mode)
+        return clamp(floor_div(scaled, 1, 0.5, mode), 0.0, 255.0, mode)
+    return scaled.clamp(0.0, 255.0)
 
 
 def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4:2:0",
@@ -73,9 +72,16 @@ def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4
     """
     _check_image(image)
     check_mode(mode)
-    integer_io = image.dtype == torch.uint8
-    if integer_io:
+    if image.dtype == torch.uint8:
         mode = "hard"
+    # hard mode has no gradient through rounding: skip autograd altogether
+    with torch.set_grad_enabled(torch.is_grad_enabled() and mode != "hard"):
+        return _encode(image, quality, subsampling, tables, mode, color_matrix)
+
+
+def _encode(image: Tensor, quality: float | Tensor, subsampling: str, tables: Tensor | None,
+            mode: str, color_matrix: Tensor | None) -> Coefficients:
+    integer_io = image.dtype == torch.uint8
     x = image if image.dim() == 4 else image[None]
     n, channels, height, width = x.shape
     dtype = work_dtype(mode, x.dtype)
@@ -146,10 +152,15 @@ def decode(coefficients: Coefficients, *, mode: str | None = None,
         floats in [0, 1] in the coefficients' dtype.
     """
     mode = check_mode(mode or coefficients.mode)
+    if not coefficients.blocks[0].dtype.is_floating_point:
+        mode = "hard"
+    with torch.set_grad_enabled(torch.is_grad_enabled() and mode != "hard"):
+        return _decode(coefficients, mode, color_matrix)
+
+
+def _decode(coefficients: Coefficients, mode: str, color_matrix: Tensor | None) -> Tensor:
     first = coefficients.blocks[0]
     integer_io = not first.dtype.is_floating_point
-    if integer_io:
-        mode = "hard"
     dtype = work_dtype(mode, first.dtype)
     height, width = coefficients.size
     hmax, vmax = coefficients.max_sampling

@@ -113,15 +113,46 @@ def quantize(coefficients: Tensor, table: Tensor, mode: str) -> Tensor:
         exact modes; soft rounding in ``soft``; straight-through rounding in
         ``ste-quant``.
     """
+    if mode == "hard":
+        return _quantize_exact(coefficients, table)
+    if mode == "ste":
+        return _StraightQuantize.apply(coefficients, table)
     ratio = coefficients / (8.0 * table)
     if mode == "soft":
         return soft_round(ratio)
-    if mode == "ste-quant":
-        return ratio + (round_half_away(ratio.detach()) - ratio).detach()
-    t = coefficients.detach()
-    q8 = 8.0 * table.detach()
-    exact = torch.sign(t) * torch.floor((t.abs() + q8 / 2) / q8)
-    return combine(exact, ratio, mode)
+    return ratio + (round_half_away(ratio.detach()) - ratio).detach()  # ste-quant
+
+
+def _quantize_exact(t: Tensor, table: Tensor) -> Tensor:
+    q8 = 8.0 * table
+    return (t.abs() + q8 * 0.5).div_(q8).floor_().mul_(torch.sign(t))
+
+
+def _sum_to(grad: Tensor, shape: torch.Size) -> Tensor:
+    """Sum a broadcast gradient back to ``shape``."""
+    while grad.dim() > len(shape):
+        grad = grad.sum(0)
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dims, keepdim=True) if dims else grad
+
+
+class _StraightQuantize(torch.autograd.Function):
+    """libjpeg's quantizer forward; the gradient of ``t / (8 q)`` backward."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor, table: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(t, table)
+        return _quantize_exact(t, table)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        t, table = ctx.saved_tensors
+        inv = 1.0 / (8.0 * table)
+        grad_t = grad * inv if ctx.needs_input_grad[0] else None
+        grad_q = None
+        if ctx.needs_input_grad[1]:
+            grad_q = _sum_to(-(grad * t) * (inv / table), table.shape)
+        return grad_t, grad_q
 
 
 def dequantize(quantized: Tensor, table: Tensor) -> Tensor:

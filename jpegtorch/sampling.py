@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._arith import descale, is_exact
+from ._arith import descale, floor_div, is_exact
 
 SUBSAMPLING: dict[str, tuple[tuple[int, int], ...]] = {
     "4:4:4": ((1, 1), (1, 1), (1, 1)),
@@ -85,11 +85,7 @@ def downsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
         bias = 1 + torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
     else:
         bias = torch.full((1,), float(numpix // 2), device=plane.device, dtype=plane.dtype)
-    exact = torch.floor((boxes.detach() + bias) / numpix)
-    if mode == "hard":
-        return exact
-    surrogate = boxes / numpix
-    return surrogate + (exact - surrogate).detach()
+    return floor_div(boxes, numpix, bias, mode)
 
 
 def _neighbours(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
