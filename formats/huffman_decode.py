@@ -1,0 +1,777 @@
+"""Huffman entropy decoding of JPEG scans (the hot loop of the reader).
+
+One numba-compiled kernel, :func:`decode_scan`, decodes one scan of a
+sequential (baseline / extended) or progressive Huffman JPEG into quantized
+coefficient blocks, following libjpeg-turbo's ``jdhuff.c`` / ``jdphuff.c``
+semantics exactly, including its behaviour on corrupt data:
+
+- the bit buffer is a 64-bit register filled byte by byte; ``FF 00`` is a
+  stuffed ``FF``; any other ``FF xx`` is a marker that stops the filling (the
+  marker is consumed and remembered, as libjpeg's ``unread_marker``);
+- a code or value that needs bits past such a marker reads zero bits, counts a
+  "premature end of data segment" warning and marks the restart interval as
+  out of data: its remaining MCUs are left zero (uniform grey);
+- an invalid Huffman code consumes 17 bits and decodes as symbol 0;
+- restart markers are checked and resynchronised as ``jdmarker.c`` does;
+- coefficients are stored as libjpeg's 16-bit ``JCOEF`` (wrapped), AC
+  positions past 63 (corrupt run lengths) land on coefficient 63.
+
+Huffman decoding uses a 9-bit lookahead table (code length and symbol in one
+``int32``) and falls back to the canonical ``maxcode`` walk for longer codes.
+While at least 32 bits are buffered a whole code + value is decoded without
+further checks; near a marker the careful bit-by-bit path reproduces libjpeg's
+zero filling exactly.
+
+Everything here is pure: the kernel writes into arrays it is given and returns
+its statistics; the table builders return new arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from .zigzag import ZIGZAG
+
+LOOKAHEAD = 9
+"""Bits of Huffman lookahead (libjpeg uses 8; the result is the same)."""
+
+# scan kinds
+SEQUENTIAL = 0
+DC_FIRST = 1
+DC_REFINE = 2
+AC_FIRST = 3
+AC_REFINE = 4
+
+# indices of the statistics array returned by the kernel
+ST_POS = 0  # next unread byte
+ST_MARKER = 1  # marker hit and consumed while reading (0 = none)
+ST_EOF = 2  # the data ended without a marker (libjpeg inserts a fake EOI)
+ST_HIT_MARKER = 3  # "premature end of data segment" warnings
+ST_BAD_CODE = 4  # "bad Huffman code" warnings
+ST_EXTRANEOUS = 5  # "extraneous bytes before marker" warnings
+ST_EXTRANEOUS_BYTES = 6  # byte count of the first such warning
+ST_EXTRANEOUS_MARKER = 7  # marker of the first such warning
+ST_RESYNC = 8  # "found marker xx instead of RSTn" warnings
+ST_RESYNC_MARKER = 9  # the first such marker
+ST_DISCARDED = 10  # discarded bytes not yet reported (carried to the next marker search)
+ST_LAST_GOOD_ROW = 11  # last iMCU row started with data (libjpeg's last_good_iMCU_row)
+ST_DC_OVERFLOW = 12  # progressive DC value overflowed 32 bits (libjpeg: fatal)
+ST_MCUS_DONE = 13  # MCUs processed (less than all when stopped early in strict mode)
+NUM_STATS = 14
+
+# natural position of zigzag index k, with libjpeg's 16 guard entries (k >= 64 -> 63)
+NATURAL_ORDER_EXT = np.array(list(ZIGZAG) + [63] * 16, dtype=np.int64)
+
+
+class HuffmanTableError(ValueError):
+    """A Huffman table that libjpeg's ``jpeg_make_d_derived_tbl`` rejects."""
+
+
+def derive_table(bits: Sequence[int], huffval: Sequence[int], *, is_dc: bool,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decoding tables of one Huffman table, with libjpeg's validity checks.
+
+    Args:
+        bits: the 16 code counts for lengths 1..16.
+        huffval: the symbols in code order (``sum(bits)`` of them).
+        is_dc: DC tables may only hold symbols 0..15.
+
+    Returns:
+        ``(lookup, maxcode, valoffset, huffval)``: ``lookup`` int32 ``[512]``
+        (``length << 8 | symbol`` for codes of at most 9 bits, 0 otherwise),
+        ``maxcode``/``valoffset`` int32 ``[18]`` (F.15; ``maxcode[17]`` is a
+        sentinel), ``huffval`` int32 ``[256]``.
+
+    Raises:
+        HuffmanTableError: the counts overflow 256 symbols, describe an
+            impossible code, or a DC symbol exceeds 15.
+    """
+    counts = [int(b) for b in bits]
+    nsym = sum(counts)
+    if len(counts) != 16 or min(counts) < 0 or nsym > 256 or len(huffval) < nsym:
+        raise HuffmanTableError("bad Huffman table (symbol counts)")
+    sizes: list[int] = []
+    for length, count in enumerate(counts, start=1):
+        sizes.extend([length] * count)
+    codes: list[int] = []
+    code = 0
+    p = 0
+    si = sizes[0] if sizes else 0
+    while p < nsym:
+        while p < nsym and sizes[p] == si:
+            codes.append(code)
+            code += 1
+            p += 1
+        if code >= (1 << si):
+            raise HuffmanTableError("bad Huffman table (code lengths overflow)")
+        code <<= 1
+        si += 1
+    vals = np.zeros(256, dtype=np.int32)
+    vals[:nsym] = np.asarray(list(huffval[:nsym]), dtype=np.int32)
+    if is_dc and nsym and (vals[:nsym].max() > 15 or vals[:nsym].min() < 0):
+        raise HuffmanTableError("bad Huffman table (DC symbol above 15)")
+    maxcode = np.full(18, -1, dtype=np.int32)
+    valoffset = np.zeros(18, dtype=np.int32)
+    p = 0
+    for length in range(1, 17):
+        count = counts[length - 1]
+        if count:
+            valoffset[length] = p - codes[p]
+            p += count
+            maxcode[length] = codes[p - 1]
+    maxcode[17] = 0xFFFFF
+    lookup = np.zeros(1 << LOOKAHEAD, dtype=np.int32)
+    for p in range(nsym):
+        length = sizes[p]
+        if length > LOOKAHEAD:
+            break
+        shift = LOOKAHEAD - length
+        start = codes[p] << shift
+        lookup[start : start + (1 << shift)] = (length << 8) | int(vals[p])
+    return lookup, maxcode, valoffset, vals
+
+
+@njit(cache=True, nogil=True)
+def _fill(data, acc, nbits, pos, marker):  # pragma: no cover - compiled
+    """Load bytes until at least 57 bits are buffered or a marker is met.
+
+    Returns ``(acc, nbits, pos, marker, eof)``; at the end of the data the
+    marker is a fake EOI (0xD9) and ``eof`` is 1, as libjpeg's memory source.
+    """
+    n = data.shape[0]
+    eof = 0
+    if marker != 0:
+        return acc, nbits, pos, marker, eof
+    while nbits <= 56:
+        if pos >= n:
+            marker = 0xD9
+            eof = 1
+            break
+        c = np.int64(data[pos])
+        pos += 1
+        if c == 0xFF:
+            while True:
+                if pos >= n:
+                    c = 0xD9
+                    eof = 1
+                    break
+                c = np.int64(data[pos])
+                pos += 1
+                if c != 0xFF:
+                    break
+            if c == 0:
+                c = 0xFF
+            else:
+                marker = c
+                break
+        acc = (acc << 8) | c
+        nbits += 8
+    return acc, nbits, pos, marker, eof
+
+
+@njit(cache=True, nogil=True)
+def _next_marker(data, pos):  # pragma: no cover - compiled
+    """libjpeg's ``next_marker``: skip to the next marker.
+
+    Returns ``(marker, pos, discarded, eof)`` with ``pos`` just past the
+    marker code and ``discarded`` the garbage bytes skipped (FF fill bytes are
+    free; stuffed ``FF 00`` pairs count 2).
+    """
+    n = data.shape[0]
+    discarded = 0
+    while True:
+        if pos >= n:
+            return 0xD9, pos, discarded, 1
+        c = np.int64(data[pos])
+        pos += 1
+        while c != 0xFF:
+            discarded += 1
+            if pos >= n:
+                return 0xD9, pos, discarded, 1
+            c = np.int64(data[pos])
+            pos += 1
+        while c == 0xFF:
+            if pos >= n:
+                return 0xD9, pos, discarded, 1
+            c = np.int64(data[pos])
+            pos += 1
+        if c != 0:
+            return c, pos, discarded, 0
+        discarded += 2
+
+
+@njit(cache=True, nogil=True)
+def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
+                mcus_per_row, mcu_rows, imcu_div,
+                comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+                lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
+                ):  # pragma: no cover - compiled
+    """Decode one scan into ``coefs``; return nothing, fill ``stats``.
+
+    Args:
+        data: uint8 ``[n]``: the whole file.
+        pos: offset of the first entropy-coded byte (just after the SOS header).
+        kind: SEQUENTIAL, DC_FIRST, DC_REFINE, AC_FIRST or AC_REFINE.
+        ss, se, ah, al: spectral selection and successive approximation.
+        restart_interval: MCUs per restart interval (0 = none).
+        mcus_per_row, mcu_rows: MCU grid of the scan (blocks for a
+            non-interleaved scan).
+        imcu_div: MCU rows per iMCU row (v factor for a non-interleaved scan,
+            else 1): for libjpeg's ``last_good_iMCU_row``.
+        comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac: int64 ``[S]`` per
+            component of the scan: offset of its blocks in ``coefs``, blocks
+            per row, MCU width/height in blocks (1, 1 if non-interleaved), DC
+            and AC table index into the table arrays.
+        lookup, maxcode, valoffset, huffval: int32 ``[T, 512]``, ``[T, 18]``,
+            ``[T, 18]``, ``[T, 256]`` tables from :func:`derive_table`.
+        natural: int64 ``[80]``: :data:`NATURAL_ORDER_EXT`.
+        coefs: int32, flat: blocks of 64 natural-order coefficients,
+            pre-zeroed (or holding earlier scans' values).
+        strict: stop at the first corrupt-data warning.
+        stats: int64 ``[NUM_STATS]`` output.
+    """
+    n_comp = comp_off.shape[0]
+    acc = np.int64(0)
+    nbits = np.int64(0)
+    marker = np.int64(0)
+    eof = np.int64(0)
+    insufficient = False
+    last_dc = np.zeros(4, dtype=np.int64)
+    eobrun = np.int64(0)
+    restarts_to_go = restart_interval
+    next_rst = np.int64(0)
+    discarded = stats[ST_DISCARDED]
+    n_hit = np.int64(0)
+    n_bad = np.int64(0)
+    n_extr = np.int64(0)
+    n_resync = np.int64(0)
+    last_good = stats[ST_LAST_GOOD_ROW]
+    dc_overflow = np.int64(0)
+    p1 = np.int64(1) << al
+    m1 = -p1
+    total = mcus_per_row * mcu_rows
+    done = np.int64(0)
+    stop = False
+    for mcu in range(total):
+        mrow = mcu // mcus_per_row
+        mcol = mcu - mrow * mcus_per_row
+        if not insufficient:  # checked before the restart, as jdcoefct.c does
+            last_good = mrow // imcu_div
+        # ---- restart marker -------------------------------------------------
+        if restart_interval > 0:
+            if restarts_to_go == 0:
+                discarded += nbits // 8
+                nbits = 0
+                if marker == 0:
+                    marker, pos, skipped, e = _next_marker(data, pos)
+                    eof |= e
+                    discarded += skipped
+                    if discarded:
+                        if n_extr == 0:
+                            stats[ST_EXTRANEOUS_BYTES] = discarded
+                            stats[ST_EXTRANEOUS_MARKER] = marker
+                        n_extr += 1
+                        discarded = 0
+                if marker == 0xD0 + next_rst:
+                    marker = 0
+                else:
+                    if n_resync == 0:
+                        stats[ST_RESYNC_MARKER] = marker
+                    n_resync += 1
+                    while True:  # jpeg_resync_to_restart
+                        if marker < 0xC0:
+                            action = 2
+                        elif marker < 0xD0 or marker > 0xD7:
+                            action = 3
+                        elif (marker == 0xD0 + ((next_rst + 1) & 7)
+                              or marker == 0xD0 + ((next_rst + 2) & 7)):
+                            action = 3
+                        elif (marker == 0xD0 + ((next_rst - 1) & 7)
+                              or marker == 0xD0 + ((next_rst - 2) & 7)):
+                            action = 2
+                        else:
+                            action = 1
+                        if action == 1:
+                            marker = 0
+                            break
+                        if action == 3:
+                            break
+                        marker, pos, skipped, e = _next_marker(data, pos)
+                        eof |= e
+                        discarded += skipped
+                        if discarded:
+                            if n_extr == 0:
+                                stats[ST_EXTRANEOUS_BYTES] = discarded
+                                stats[ST_EXTRANEOUS_MARKER] = marker
+                            n_extr += 1
+                            discarded = 0
+                next_rst = (next_rst + 1) & 7
+                for i in range(4):
+                    last_dc[i] = 0
+                eobrun = 0
+                restarts_to_go = restart_interval
+                if marker == 0:
+                    insufficient = False
+                if strict and (n_extr or n_resync or eof):
+                    break
+            restarts_to_go -= 1
+        if insufficient:  # out of data: leave the rest of the interval zero
+            done += 1
+            continue
+        # ---- one MCU --------------------------------------------------------
+        for ci in range(n_comp):
+            bx = comp_bx[ci]
+            hh = comp_h[ci]
+            vv = comp_v[ci]
+            dct = comp_dc[ci]
+            act = comp_ac[ci]
+            for yy in range(vv):
+                brow = mrow * vv + yy
+                for xx in range(hh):
+                    bcol = mcol * hh + xx
+                    base = comp_off[ci] + (brow * bx + bcol) * 64
+                    # ======== DC coefficient (sequential or DC first) ========
+                    if kind == SEQUENTIAL or kind == DC_FIRST:
+                        if nbits < 32:
+                            acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
+                            eof |= e
+                        if nbits >= 32:
+                            look = (acc >> (nbits - 9)) & 511
+                            ent = lookup[dct, look]
+                            if ent != 0:
+                                nbits -= ent >> 8
+                                s = np.int64(ent & 255)
+                            else:
+                                length = 10
+                                code = (acc >> (nbits - 10)) & 1023
+                                while length < 17 and code > maxcode[dct, length]:
+                                    length += 1
+                                    code = (acc >> (nbits - length)) & ((1 << length) - 1)
+                                nbits -= length
+                                if length > 16:
+                                    n_bad += 1
+                                    s = np.int64(0)
+                                else:
+                                    s = np.int64(huffval[dct, code + valoffset[dct, length]])
+                            if s:
+                                r = (acc >> (nbits - s)) & ((1 << s) - 1)
+                                nbits -= s
+                                if r < (1 << (s - 1)):
+                                    r += 1 - (1 << s)
+                                s = r
+                        else:
+                            # careful path: bit by bit with libjpeg's zero filling
+                            code = np.int64(0)
+                            length = 0
+                            while True:
+                                if nbits < 1:
+                                    acc, nbits, pos, marker, e = _fill(
+                                        data, acc, nbits, pos, marker)
+                                    eof |= e
+                                    if nbits < 1:
+                                        if not insufficient:
+                                            insufficient = True
+                                            n_hit += 1
+                                        acc = acc << (57 - nbits)
+                                        nbits = 57
+                                nbits -= 1
+                                code = (code << 1) | ((acc >> nbits) & 1)
+                                length += 1
+                                if length >= 17 or code <= maxcode[dct, length]:
+                                    break
+                            if length > 16:
+                                n_bad += 1
+                                s = np.int64(0)
+                            else:
+                                s = np.int64(huffval[dct, code + valoffset[dct, length]])
+                            if s:
+                                if nbits < s:
+                                    acc, nbits, pos, marker, e = _fill(
+                                        data, acc, nbits, pos, marker)
+                                    eof |= e
+                                    if nbits < s:
+                                        if not insufficient:
+                                            insufficient = True
+                                            n_hit += 1
+                                        acc = acc << (57 - nbits)
+                                        nbits = 57
+                                r = (acc >> (nbits - s)) & ((1 << s) - 1)
+                                nbits -= s
+                                if r < (1 << (s - 1)):
+                                    r += 1 - (1 << s)
+                                s = r
+                        if kind == SEQUENTIAL:
+                            v = last_dc[ci] + s
+                            v = ((v + 2147483648) & 0xFFFFFFFF) - 2147483648  # C int
+                            last_dc[ci] = v
+                        else:
+                            v = last_dc[ci] + s
+                            if v > 2147483647 or v < -2147483648:
+                                dc_overflow = 1
+                                stop = True
+                                break
+                            last_dc[ci] = v
+                            v = v << al
+                        coefs[base] = ((v + 32768) & 0xFFFF) - 32768  # JCOEF
+                    # ======== DC refinement ========
+                    elif kind == DC_REFINE:
+                        if nbits < 1:
+                            acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
+                            eof |= e
+                            if nbits < 1:
+                                if not insufficient:
+                                    insufficient = True
+                                    n_hit += 1
+                                acc = acc << (57 - nbits)
+                                nbits = 57
+                        nbits -= 1
+                        if (acc >> nbits) & 1:
+                            v = coefs[base] | p1
+                            coefs[base] = ((v + 32768) & 0xFFFF) - 32768
+                    # ======== AC first (progressive): one block per MCU ========
+                    elif kind == AC_FIRST:
+                        if eobrun > 0:
+                            eobrun -= 1
+                            continue
+                        k = ss
+                        while k <= se:
+                            # decode one symbol (careful path when near a marker)
+                            if nbits < 32:
+                                acc, nbits, pos, marker, e = _fill(
+                                    data, acc, nbits, pos, marker)
+                                eof |= e
+                            if nbits >= 32:
+                                look = (acc >> (nbits - 9)) & 511
+                                ent = lookup[act, look]
+                                if ent != 0:
+                                    nbits -= ent >> 8
+                                    sym = np.int64(ent & 255)
+                                else:
+                                    length = 10
+                                    code = (acc >> (nbits - 10)) & 1023
+                                    while length < 17 and code > maxcode[act, length]:
+                                        length += 1
+                                        code = (acc >> (nbits - length)) & ((1 << length) - 1)
+                                    nbits -= length
+                                    if length > 16:
+                                        n_bad += 1
+                                        sym = np.int64(0)
+                                    else:
+                                        sym = np.int64(
+                                            huffval[act, code + valoffset[act, length]])
+                            else:
+                                code = np.int64(0)
+                                length = 0
+                                while True:
+                                    if nbits < 1:
+                                        acc, nbits, pos, marker, e = _fill(
+                                            data, acc, nbits, pos, marker)
+                                        eof |= e
+                                        if nbits < 1:
+                                            if not insufficient:
+                                                insufficient = True
+                                                n_hit += 1
+                                            acc = acc << (57 - nbits)
+                                            nbits = 57
+                                    nbits -= 1
+                                    code = (code << 1) | ((acc >> nbits) & 1)
+                                    length += 1
+                                    if length >= 17 or code <= maxcode[act, length]:
+                                        break
+                                if length > 16:
+                                    n_bad += 1
+                                    sym = np.int64(0)
+                                else:
+                                    sym = np.int64(huffval[act, code + valoffset[act, length]])
+                            r = sym >> 4
+                            s = sym & 15
+                            if s:
+                                k += r
+                                if nbits < s:
+                                    acc, nbits, pos, marker, e = _fill(
+                                        data, acc, nbits, pos, marker)
+                                    eof |= e
+                                    if nbits < s:
+                                        if not insufficient:
+                                            insufficient = True
+                                            n_hit += 1
+                                        acc = acc << (57 - nbits)
+                                        nbits = 57
+                                v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                                nbits -= s
+                                if v < (1 << (s - 1)):
+                                    v += 1 - (1 << s)
+                                v = v << al
+                                coefs[base + natural[k]] = ((v + 32768) & 0xFFFF) - 32768
+                            else:
+                                if r == 15:
+                                    k += 15
+                                else:
+                                    eobrun = np.int64(1) << r
+                                    if r:
+                                        if nbits < r:
+                                            acc, nbits, pos, marker, e = _fill(
+                                                data, acc, nbits, pos, marker)
+                                            eof |= e
+                                            if nbits < r:
+                                                if not insufficient:
+                                                    insufficient = True
+                                                    n_hit += 1
+                                                acc = acc << (57 - nbits)
+                                                nbits = 57
+                                        eobrun += (acc >> (nbits - r)) & ((1 << r) - 1)
+                                        nbits -= r
+                                    eobrun -= 1
+                                    break
+                            k += 1
+                    # ======== AC refinement (progressive) ========
+                    elif kind == AC_REFINE:
+                        k = ss
+                        if eobrun == 0:
+                            while k <= se:
+                                if nbits < 32:
+                                    acc, nbits, pos, marker, e = _fill(
+                                        data, acc, nbits, pos, marker)
+                                    eof |= e
+                                if nbits >= 32:
+                                    look = (acc >> (nbits - 9)) & 511
+                                    ent = lookup[act, look]
+                                    if ent != 0:
+                                        nbits -= ent >> 8
+                                        sym = np.int64(ent & 255)
+                                    else:
+                                        length = 10
+                                        code = (acc >> (nbits - 10)) & 1023
+                                        while length < 17 and code > maxcode[act, length]:
+                                            length += 1
+                                            code = (acc >> (nbits - length)) & (
+                                                (1 << length) - 1)
+                                        nbits -= length
+                                        if length > 16:
+                                            n_bad += 1
+                                            sym = np.int64(0)
+                                        else:
+                                            sym = np.int64(
+                                                huffval[act, code + valoffset[act, length]])
+                                else:
+                                    code = np.int64(0)
+                                    length = 0
+                                    while True:
+                                        if nbits < 1:
+                                            acc, nbits, pos, marker, e = _fill(
+                                                data, acc, nbits, pos, marker)
+                                            eof |= e
+                                            if nbits < 1:
+                                                if not insufficient:
+                                                    insufficient = True
+                                                    n_hit += 1
+                                                acc = acc << (57 - nbits)
+                                                nbits = 57
+                                        nbits -= 1
+                                        code = (code << 1) | ((acc >> nbits) & 1)
+                                        length += 1
+                                        if length >= 17 or code <= maxcode[act, length]:
+                                            break
+                                    if length > 16:
+                                        n_bad += 1
+                                        sym = np.int64(0)
+                                    else:
+                                        sym = np.int64(
+                                            huffval[act, code + valoffset[act, length]])
+                                r = sym >> 4
+                                s = sym & 15
+                                if s:
+                                    if s != 1:
+                                        n_bad += 1
+                                    if nbits < 1:
+                                        acc, nbits, pos, marker, e = _fill(
+                                            data, acc, nbits, pos, marker)
+                                        eof |= e
+                                        if nbits < 1:
+                                            if not insufficient:
+                                                insufficient = True
+                                                n_hit += 1
+                                            acc = acc << (57 - nbits)
+                                            nbits = 57
+                                    nbits -= 1
+                                    s = p1 if (acc >> nbits) & 1 else m1
+                                else:
+                                    if r != 15:
+                                        eobrun = np.int64(1) << r
+                                        if r:
+                                            if nbits < r:
+                                                acc, nbits, pos, marker, e = _fill(
+                                                    data, acc, nbits, pos, marker)
+                                                eof |= e
+                                                if nbits < r:
+                                                    if not insufficient:
+                                                        insufficient = True
+                                                        n_hit += 1
+                                                    acc = acc << (57 - nbits)
+                                                    nbits = 57
+                                            eobrun += (acc >> (nbits - r)) & ((1 << r) - 1)
+                                            nbits -= r
+                                        break
+                                # skip r zero coefficients, correcting the nonzero ones
+                                while True:
+                                    idx = base + natural[k]
+                                    cv = coefs[idx]
+                                    if cv != 0:
+                                        if nbits < 1:
+                                            acc, nbits, pos, marker, e = _fill(
+                                                data, acc, nbits, pos, marker)
+                                            eof |= e
+                                            if nbits < 1:
+                                                if not insufficient:
+                                                    insufficient = True
+                                                    n_hit += 1
+                                                acc = acc << (57 - nbits)
+                                                nbits = 57
+                                        nbits -= 1
+                                        if (acc >> nbits) & 1:
+                                            if (cv & p1) == 0:
+                                                cv = cv + p1 if cv >= 0 else cv + m1
+                                                coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
+                                    else:
+                                        r -= 1
+                                        if r < 0:
+                                            break
+                                    k += 1
+                                    if k > se:
+                                        break
+                                if s:
+                                    coefs[base + natural[k]] = s
+                                k += 1
+                        if eobrun > 0:
+                            while k <= se:
+                                idx = base + natural[k]
+                                cv = coefs[idx]
+                                if cv != 0:
+                                    if nbits < 1:
+                                        acc, nbits, pos, marker, e = _fill(
+                                            data, acc, nbits, pos, marker)
+                                        eof |= e
+                                        if nbits < 1:
+                                            if not insufficient:
+                                                insufficient = True
+                                                n_hit += 1
+                                            acc = acc << (57 - nbits)
+                                            nbits = 57
+                                    nbits -= 1
+                                    if (acc >> nbits) & 1:
+                                        if (cv & p1) == 0:
+                                            cv = cv + p1 if cv >= 0 else cv + m1
+                                            coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
+                                k += 1
+                            eobrun -= 1
+                    # ======== sequential AC coefficients ========
+                    if kind == SEQUENTIAL:
+                        k = 1
+                        while k < 64:
+                            if nbits < 32:
+                                acc, nbits, pos, marker, e = _fill(
+                                    data, acc, nbits, pos, marker)
+                                eof |= e
+                            if nbits >= 32:
+                                look = (acc >> (nbits - 9)) & 511
+                                ent = lookup[act, look]
+                                if ent != 0:
+                                    nbits -= ent >> 8
+                                    sym = np.int64(ent & 255)
+                                else:
+                                    length = 10
+                                    code = (acc >> (nbits - 10)) & 1023
+                                    while length < 17 and code > maxcode[act, length]:
+                                        length += 1
+                                        code = (acc >> (nbits - length)) & ((1 << length) - 1)
+                                    nbits -= length
+                                    if length > 16:
+                                        n_bad += 1
+                                        sym = np.int64(0)
+                                    else:
+                                        sym = np.int64(
+                                            huffval[act, code + valoffset[act, length]])
+                                r = sym >> 4
+                                s = sym & 15
+                                if s:
+                                    k += r
+                                    v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                                    nbits -= s
+                                    if v < (1 << (s - 1)):
+                                        v += 1 - (1 << s)
+                                    coefs[base + natural[k]] = v
+                                elif r == 15:
+                                    k += 15
+                                else:
+                                    break
+                                k += 1
+                                continue
+                            # careful path
+                            code = np.int64(0)
+                            length = 0
+                            while True:
+                                if nbits < 1:
+                                    acc, nbits, pos, marker, e = _fill(
+                                        data, acc, nbits, pos, marker)
+                                    eof |= e
+                                    if nbits < 1:
+                                        if not insufficient:
+                                            insufficient = True
+                                            n_hit += 1
+                                        acc = acc << (57 - nbits)
+                                        nbits = 57
+                                nbits -= 1
+                                code = (code << 1) | ((acc >> nbits) & 1)
+                                length += 1
+                                if length >= 17 or code <= maxcode[act, length]:
+                                    break
+                            if length > 16:
+                                n_bad += 1
+                                sym = np.int64(0)
+                            else:
+                                sym = np.int64(huffval[act, code + valoffset[act, length]])
+                            r = sym >> 4
+                            s = sym & 15
+                            if s:
+                                k += r
+                                if nbits < s:
+                                    acc, nbits, pos, marker, e = _fill(
+                                        data, acc, nbits, pos, marker)
+                                    eof |= e
+                                    if nbits < s:
+                                        if not insufficient:
+                                            insufficient = True
+                                            n_hit += 1
+                                        acc = acc << (57 - nbits)
+                                        nbits = 57
+                                v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                                nbits -= s
+                                if v < (1 << (s - 1)):
+                                    v += 1 - (1 << s)
+                                coefs[base + natural[k]] = v
+                            elif r == 15:
+                                k += 15
+                            else:
+                                break
+                            k += 1
+                if stop:
+                    break
+            if stop:
+                break
+        done += 1
+        if stop or (strict and (n_hit or n_bad or n_extr or n_resync)):
+            break
+    stats[ST_POS] = pos
+    stats[ST_MARKER] = marker
+    stats[ST_EOF] = eof
+    stats[ST_HIT_MARKER] = n_hit
+    stats[ST_BAD_CODE] = n_bad
+    stats[ST_EXTRANEOUS] = n_extr
+    stats[ST_RESYNC] = n_resync
+    stats[ST_DISCARDED] = discarded
+    stats[ST_LAST_GOOD_ROW] = last_good
+    stats[ST_DC_OVERFLOW] = dc_overflow
+    stats[ST_MCUS_DONE] = done
