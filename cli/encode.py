@@ -1,0 +1,167 @@
+"""``jtorch encode``: images -> baseline JPEG files, byte-identical to libjpeg-turbo.
+
+torch and the codec are imported inside the command, so that ``jtorch --help``
+stays instant.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+
+import click
+
+from ._common import (
+    CliError,
+    handle_errors,
+    plan_outputs,
+    quiet_debug_options,
+    read_input,
+    run_batch,
+    warn,
+    write_output,
+)
+
+# Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
+# repeated here so that --help does not import Pillow.
+DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+
+ALPHA_MODES = {"RGBA": "RGB", "RGBa": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
+
+
+def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
+               quiet: bool) -> Any:
+    """Decode image bytes with Pillow into a uint8 tensor ``[C, H, W]`` (C = 1 or 3).
+
+    Gray stays gray, alpha is dropped (one warning), palette and other colour
+    modes become RGB, 16-bit samples are scaled to 8 bits as cjpeg does
+    (``(v * 255 + 32767) // 65535``). With ``grayscale``, RGB is reduced to
+    libjpeg's luma (its ``-grayscale`` conversion).
+    """
+    import warnings
+
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise CliError("not an image (or a format Pillow cannot read)") from None
+        except Image.DecompressionBombError:
+            raise CliError("image is too large") from None
+        width, height = im.size
+        if max_pixels and width * height > max_pixels:
+            raise CliError(
+                f"{width}x{height} = {width * height} pixels is above the limit of "
+                f"{max_pixels} (raise it with --max-pixels)"
+            )
+        if width > 65535 or height > 65535:
+            raise CliError(f"{width}x{height} is larger than JPEG's 65535x65535")
+        try:
+            im.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            first = str(exc).strip().splitlines()
+            raise CliError(f"cannot decode image: {first[0] if first else type(exc).__name__}"
+                           ) from None
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ALPHA_MODES:
+        warn(f"{name}: alpha channel dropped", quiet=quiet)
+        im = im.convert(ALPHA_MODES[mode])
+        mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(im).astype(np.int64)
+        arr = (np.clip(arr, 0, 65535) * 255 + 32767) // 65535
+        arr = arr.astype(np.uint8)[None]
+    elif mode == "F":
+        arr = np.clip(np.rint(np.asarray(im, dtype=np.float64)), 0, 255).astype(np.uint8)[None]
+    elif mode in ("1", "L"):
+        arr = np.asarray(im.convert("L"), dtype=np.uint8)[None]
+    else:
+        if mode != "RGB":
+            im = im.convert("RGB")
+        arr = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    image = torch.from_numpy(np.ascontiguousarray(arr))
+    if grayscale and image.shape[0] == 3:
+        from jpegtorch.color import rgb_to_ycbcr
+
+        luma = rgb_to_ycbcr(image[None].to(torch.float64), "hard")[0, :1]
+        image = luma.round().clamp(0, 255).to(torch.uint8)
+    return image
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", metavar="PATH",
+              help="Output file (one input; '-' = stdout) or directory (several inputs). "
+                   "Default: beside each input, with .jpg.")
+@click.option("-q", "--quality", type=click.IntRange(1, 100), default=75, show_default=True,
+              help="JPEG quality (libjpeg scale; 50 uses --tables as given).")
+@click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
+              default="4:2:0", show_default=True, help="Chroma subsampling.")
+@click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
+@click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
+@click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
+              help="Restart marker every N MCUs (0 = none).")
+@click.option("--tables", metavar="FILE|PRESET",
+              help="Base quantization tables: a cjpeg -qtables file or a preset name "
+                   "(annex-k, or jpegtorch/presets/NAME.txt).")
+@click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
+@click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
+              show_default=True, help="Refuse larger images (0 = no limit).")
+@quiet_debug_options
+@handle_errors
+def encode(inputs: tuple[str, ...], output: str | None, quality: int, subsampling: str,
+           grayscale: bool, optimize: bool, restart: int, tables: str | None,
+           no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
+    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
+
+    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
+    with the same settings. Gray inputs give gray JPEGs; alpha is dropped.
+
+    \b
+    Examples:
+      jtorch encode photo.png -q 90 -o photo.jpg
+      jtorch encode *.png -o out/ --optimize
+      cat photo.ppm | jtorch encode - -o - > photo.jpg
+    """
+    if inputs.count("-") > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    outputs = plan_outputs(list(inputs), output, ".jpg")
+
+    import torch
+    from jpegtorch.formats.jfif_writer import encode_jpeg, resolve_base_tables
+
+    from jpegtorch.errors import JPEGError
+
+    try:
+        base_tables = resolve_base_tables(tables) if tables is not None else None
+    except JPEGError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tables") from None
+
+    torch.set_grad_enabled(False)
+
+    def process(index: int, src: str) -> None:
+        name = "<stdin>" if src == "-" else src
+        image = load_image(read_input(src), name=name, max_pixels=max_pixels,
+                           grayscale=grayscale, quiet=quiet)
+        data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
+                           restart_interval=restart, tables=base_tables)
+        write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
+
+    from PIL import Image
+
+    saved_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own --max-pixels check replaces Pillow's
+    try:
+        failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="encode")
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved_limit
+    if failures:
+        sys.exit(1)
