@@ -87,7 +87,7 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
         if mode != "RGB":
             im = im.convert("RGB")
         arr = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-    image = torch.from_numpy(np.ascontiguousarray(arr))
+    image = torch.from_numpy(np.require(arr, requirements=["C", "W"]))
     if grayscale and image.shape[0] == 3:
         from jpegtorch.color import rgb_to_ycbcr
 
