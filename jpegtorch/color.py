@@ -79,16 +79,28 @@ def rgb_to_ycbcr(rgb: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor
     Returns:
         ``[N, 3, H, W]`` Y, Cb, Cr samples 0..255 in ``rgb``'s dtype.
     """
+    dtype = rgb.dtype
     if matrix is None:
         matrix = default_forward_matrix(rgb.device)
-    fixed = fixed_point(matrix, mode).to(rgb.dtype)  # [3, 3] times 65536
-    v = torch.einsum("oc,nchw->nohw", fixed, rgb)
-    offset = torch.tensor([0.0, 128.0 * ONE, 128.0 * ONE], dtype=rgb.dtype,
-                          device=rgb.device).view(1, 3, 1, 1)
-    v = v + offset
-    y = descale(v[:, :1], SCALEBITS, mode, bias=ONE_HALF)
-    c = descale(v[:, 1:], SCALEBITS, mode, bias=ONE_HALF - 1)
-    return torch.cat([y, c], dim=1)
+    elif is_exact(mode):
+        dtype = torch.float64  # learned constants: keep every sum exact
+    fixed = fixed_point(matrix, mode).to(dtype)  # [3, 3] times 65536
+    channels = rgb.to(dtype).unbind(1)
+    # Y gets +2**15; Cb/Cr get (128 << 16) + 2**15 - 1, as libjpeg's tables do
+    biases = (float(ONE_HALF), 128.0 * ONE + ONE_HALF - 1, 128.0 * ONE + ONE_HALF - 1)
+    out = [descale(_weighted_sum(fixed[o], channels), SCALEBITS, mode, bias=biases[o])
+           if is_exact(mode) else _weighted_sum(fixed[o], channels) / ONE + (128.0 if o else 0.0)
+           for o in range(3)]
+    return torch.stack(out, dim=1).to(rgb.dtype)
+
+
+def _weighted_sum(weights: Tensor, channels: tuple[Tensor, ...]) -> Tensor:
+    """``sum_k weights[k] * channels[k]`` with element-wise ops (no matmul, so
+    TF32 settings can never make the integer sums inexact)."""
+    total = channels[0] * weights[0]
+    for k in range(1, len(channels)):
+        total = total + channels[k] * weights[k]
+    return total
 
 
 def ycbcr_to_rgb(ycc: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor:
@@ -101,10 +113,14 @@ def ycbcr_to_rgb(ycc: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor
     Returns:
         ``[N, 3, H, W]`` RGB samples clamped to 0..255.
     """
+    dtype = ycc.dtype
     if matrix is None:
         matrix = default_inverse_matrix(ycc.device)
-    fixed = fixed_point(matrix, mode).to(ycc.dtype)  # [3, 2] times 65536
-    chroma = ycc[:, 1:] - 128.0
-    v = torch.einsum("oc,nchw->nohw", fixed, chroma)
-    delta = descale(v, SCALEBITS, mode, bias=ONE_HALF)
-    return clamp(ycc[:, :1] + delta, 0.0, 255.0, mode)
+    elif is_exact(mode):
+        dtype = torch.float64
+    fixed = fixed_point(matrix, mode).to(dtype)  # [3, 2] times 65536
+    y, cb, cr = ycc.to(dtype).unbind(1)
+    chroma = (cb - 128.0, cr - 128.0)
+    out = [clamp(y + descale(_weighted_sum(fixed[o], chroma), SCALEBITS, mode, bias=ONE_HALF),
+                 0.0, 255.0, mode) for o in range(3)]
+    return torch.stack(out, dim=1).to(ycc.dtype)

@@ -16,7 +16,7 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from ._arith import descale, is_exact
+from ._arith import _floor_div
 
 CONST_BITS = 13
 PASS1_BITS = 2
@@ -133,9 +133,66 @@ def dct_matrix(name: str, device: torch.device, dtype: torch.dtype = torch.float
     return torch.tensor(_int_matrices()[name], dtype=dtype, device=device)
 
 
-def _pass_dtype(x: Tensor, mode: str) -> torch.dtype:
-    """float64 in the exact modes: intermediate sums reach about 2**30."""
-    return torch.float64 if is_exact(mode) else x.dtype
+def _matrices(device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return tuple(dct_matrix(name, device) for name in ("f1", "f2", "i1", "i2"))  # type: ignore[return-value]
+
+
+def _contiguous64(x: Tensor) -> Tensor:
+    return x.to(torch.float64, memory_format=torch.contiguous_format)
+
+
+def _fdct_exact(blocks: Tensor) -> Tensor:
+    f1, f2, _, _ = _matrices(blocks.device)
+    rows = _floor_div(_contiguous64(blocks) @ f1.T, 1 << FDCT_SHIFT1, 1 << (FDCT_SHIFT1 - 1))
+    # pass 2 as a plain matrix product on the transposed blocks: K^T = R^T F2^T
+    coef_t = _floor_div(rows.transpose(-1, -2).contiguous() @ f2.T, 1 << FDCT_SHIFT2,
+                        1 << (FDCT_SHIFT2 - 1))
+    return coef_t.to(blocks.dtype).transpose(-1, -2)
+
+
+def _idct_exact(coefficients: Tensor) -> Tensor:
+    _, _, i1, i2 = _matrices(coefficients.device)
+    # pass 1 along columns on the transposed blocks: W^T = C^T I1^T
+    cols_t = _floor_div(_contiguous64(coefficients.transpose(-1, -2)) @ i1.T,
+                        1 << IDCT_SHIFT1, 1 << (IDCT_SHIFT1 - 1))
+    out = _floor_div(cols_t.transpose(-1, -2).contiguous() @ i2.T, 1 << IDCT_SHIFT2,
+                     1 << (IDCT_SHIFT2 - 1))
+    return _range_limit(out).to(coefficients.dtype)
+
+
+def _surrogates(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
+    """The real-valued passes: each integer matrix divided by its DESCALE."""
+    f1, f2, i1, i2 = _matrices(device)
+    return tuple(m.to(dtype) for m in (
+        f1 / (1 << FDCT_SHIFT1), f2 / (1 << FDCT_SHIFT2),
+        i1 / (1 << IDCT_SHIFT1), i2 / (1 << IDCT_SHIFT2)))
+
+
+class _StraightFDCT(torch.autograd.Function):
+    """Exact islow FDCT forward; the real-valued transform's gradient backward."""
+
+    @staticmethod
+    def forward(ctx, blocks: Tensor) -> Tensor:  # type: ignore[override]
+        return _fdct_exact(blocks)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        s1, s2, _, _ = _surrogates(grad.device, grad.dtype)
+        return (s2.T @ grad) @ s1
+
+
+class _StraightIDCT(torch.autograd.Function):
+    """Exact islow IDCT + range limit forward; the real-valued transform's
+    gradient (straight through the range limit) backward."""
+
+    @staticmethod
+    def forward(ctx, coefficients: Tensor) -> Tensor:  # type: ignore[override]
+        return _idct_exact(coefficients)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        _, _, s3, s4 = _surrogates(grad.device, grad.dtype)
+        return s3.T @ (grad @ s4)
 
 
 def fdct(blocks: Tensor, mode: str) -> Tensor:
@@ -143,64 +200,46 @@ def fdct(blocks: Tensor, mode: str) -> Tensor:
 
     Args:
         blocks: ``[..., 8, 8]`` samples minus 128 (range -128..127), float.
-        mode: arithmetic mode (see :mod:`jpegtorch._arith`).
+        mode: arithmetic mode (see :mod:`jpegtorch._arith`). The exact modes
+            compute each pass in float64 (intermediate sums reach about 2**30).
 
     Returns:
         ``[..., 8, 8]`` DCT coefficients scaled by 8 as libjpeg's FDCT leaves
         them (the quantizer divides by ``8 * q``); integers in the exact modes.
+        Same dtype as ``blocks``.
     """
-    dtype = _pass_dtype(blocks, mode)
-    f1 = dct_matrix("f1", blocks.device, dtype)
-    f2 = dct_matrix("f2", blocks.device, dtype)
-    rows = descale(blocks.to(dtype) @ f1.T, FDCT_SHIFT1, mode)  # pass 1: along each row
-    return descale(f2 @ rows, FDCT_SHIFT2, mode).to(blocks.dtype)  # pass 2: along columns
+    if mode == "hard":
+        return _fdct_exact(blocks)
+    if mode == "ste":
+        return _StraightFDCT.apply(blocks)
+    s1, s2, _, _ = _surrogates(blocks.device, blocks.dtype)
+    return s2 @ (blocks @ s1.T)
 
 
 def idct(coefficients: Tensor, mode: str) -> Tensor:
-    """libjpeg's islow inverse DCT (jidctint.c) of dequantized coefficients.
+    """libjpeg's islow inverse DCT (jidctint.c) with its range limit.
 
     Args:
         coefficients: ``[..., 8, 8]`` dequantized coefficients (quantized value
             times table entry), natural order, float.
 
     Returns:
-        ``[..., 8, 8]`` level-shifted samples *before* the range limit, i.e.
-        pixel values minus 128 (see :func:`range_limit`).
-    """
-    dtype = _pass_dtype(coefficients, mode)
-    i1 = dct_matrix("i1", coefficients.device, dtype)
-    i2 = dct_matrix("i2", coefficients.device, dtype)
-    cols = descale(i1 @ coefficients.to(dtype), IDCT_SHIFT1, mode)  # pass 1: along columns
-    return descale(cols @ i2.T, IDCT_SHIFT2, mode).to(coefficients.dtype)  # pass 2: rows
-
-
-def range_limit(samples: Tensor, mode: str) -> Tensor:
-    """libjpeg's post-IDCT range limit: ``clamp(wrap10(x) + 128, 0, 255)``.
-
-    libjpeg indexes its range-limit table with ``x & 1023``; values wrap
-    modulo 1024 before clamping (only corrupt data gets that far). The
-    surrogate is a plain clamp.
+        ``[..., 8, 8]`` samples 0..255 (integers in the exact modes), same dtype.
     """
     if mode == "hard":
-        return _range_limit(samples)
+        return _idct_exact(coefficients)
     if mode == "ste":
-        return _StraightRangeLimit.apply(samples)
-    return (samples + 128.0).clamp(0.0, 255.0)
+        return _StraightIDCT.apply(coefficients)
+    _, _, s3, s4 = _surrogates(coefficients.device, coefficients.dtype)
+    return ((s3 @ coefficients) @ s4.T + 128.0).clamp(0.0, 255.0)
 
 
 def _range_limit(samples: Tensor) -> Tensor:
+    """libjpeg's post-IDCT range limit: ``clamp(wrap10(x) + 128, 0, 255)``.
+
+    libjpeg indexes its range-limit table with ``x & 1023``: values wrap modulo
+    1024 before clamping (only corrupt data gets that far).
+    """
     if bool((samples.abs() < 512).all()):  # no wrap-around possible: a plain clamp
         return (samples + 128.0).clamp_(0.0, 255.0)
     return torch.remainder(samples + 512.0, 1024.0).sub_(384.0).clamp_(0.0, 255.0)
-
-
-class _StraightRangeLimit(torch.autograd.Function):
-    """The range limit forward, ``x + 128`` (identity) backward."""
-
-    @staticmethod
-    def forward(ctx, samples: Tensor) -> Tensor:  # type: ignore[override]
-        return _range_limit(samples)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        return grad

@@ -15,7 +15,7 @@ from ._arith import check_mode, clamp, floor_div, is_exact, work_dtype
 from .blocks import add_dummy_blocks, blockify, ceil_div, replicate_pad, unblockify
 from .coefficients import Coefficients
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
-from .dct import fdct, idct, range_limit
+from .dct import fdct, idct
 from .quantize import dequantize, quality_to_tables, quantize
 from .sampling import downsample, parse_subsampling, upsample
 
@@ -105,11 +105,12 @@ def _encode(image: Tensor, quality: float | Tensor, subsampling: str, tables: Te
     slots = tuple(0 if c == 0 else 1 for c in range(len(sampling)))
 
     blocks = []
+    component_planes = planes.unbind(1)
     for c, (h, v) in enumerate(sampling):
         hexp, vexp = hmax // h, vmax // v
         wib = ceil_div(ceil_div(width * h, hmax), 8)
         hib = ceil_div(ceil_div(height * v, vmax), 8)
-        plane = replicate_pad(planes[:, c], ceil_div(height, vmax) * vmax, wib * 8 * hexp)
+        plane = replicate_pad(component_planes[c], ceil_div(height, vmax) * vmax, wib * 8 * hexp)
         if vexp > 1 and plane.shape[-2] % vexp:
             plane = replicate_pad(plane, ceil_div(plane.shape[-2], vexp) * vexp, plane.shape[-1])
         plane = downsample(plane, hexp, vexp, mode)
@@ -171,16 +172,23 @@ def _decode(coefficients: Coefficients, mode: str, color_matrix: Tensor | None) 
                              f"{coefficients.sampling}")
         table = coefficients.qtables[:, c, None, None].to(dtype)
         samples = idct(dequantize(coefficients.blocks[c].to(dtype), table), mode)
-        plane = unblockify(range_limit(samples, mode))
-        ch, cw = coefficients.component_size(c)
-        plane = upsample(plane[:, :ch, :cw], hmax // h, vmax // v, mode)
-        planes.append(plane[:, :height, :width])
+        plane = unblockify(samples)
+        plane = upsample(_crop(plane, *coefficients.component_size(c)), hmax // h, vmax // v,
+                         mode)
+        planes.append(_crop(plane, height, width))
     pixels = torch.stack(planes, dim=1)
     if coefficients.color == "ycbcr":
         pixels = ycbcr_to_rgb(pixels, mode, color_matrix)
     if integer_io:
         return pixels.round().to(torch.uint8)
     return (pixels / 255.0).to(first.dtype)
+
+
+def _crop(plane: Tensor, height: int, width: int) -> Tensor:
+    """``plane[:, :height, :width]``, without a slicing node when nothing is cut."""
+    if plane.shape[-2] == height and plane.shape[-1] == width:
+        return plane
+    return plane[:, :height, :width]
 
 
 def jpeg(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4:2:0",

@@ -124,8 +124,9 @@ def quantize(coefficients: Tensor, table: Tensor, mode: str) -> Tensor:
 
 
 def _quantize_exact(t: Tensor, table: Tensor) -> Tensor:
-    q8 = 8.0 * table
-    return (t.abs() + q8 * 0.5).div_(q8).floor_().mul_(torch.sign(t))
+    # sign(t) * floor((|t| + 4q) / 8q) == trunc((t + copysign(4q, t)) / 8q); every
+    # operand is an integer below 2**24, so float32 division rounds correctly.
+    return torch.div(torch.copysign(4.0 * table, t).add_(t), 8.0 * table, rounding_mode="trunc")
 
 
 def _sum_to(grad: Tensor, shape: torch.Size) -> Tensor:

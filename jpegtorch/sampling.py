@@ -88,26 +88,21 @@ def downsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
     return floor_div(boxes, numpix, bias, mode)
 
 
-def _neighbours(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
-    """(previous, next) samples along ``dim`` with the edges replicated."""
-    size = x.shape[dim]
-    prev = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, size - 1)], dim=dim)
-    nxt = torch.cat([x.narrow(dim, 1, size - 1), x.narrow(dim, size - 1, 1)], dim=dim)
-    return prev, nxt
+def _padded(plane: Tensor, rows: bool, cols: bool) -> Tensor:
+    """``plane`` ``[N, h, w]`` with its edge samples replicated one step outwards."""
+    if cols:
+        plane = torch.cat([plane[..., :1], plane, plane[..., -1:]], dim=-1)
+    if rows:
+        plane = torch.cat([plane[..., :1, :], plane, plane[..., -1:, :]], dim=-2)
+    return plane
 
 
-def _interleave(even: Tensor, odd: Tensor, dim: int) -> Tensor:
-    stacked = torch.stack([even, odd], dim=dim + 1 if dim >= 0 else dim)
-    shape = list(even.shape)
-    shape[dim] *= 2
+def _interleave(parts: list[Tensor], dim: int) -> Tensor:
+    """Interleave equally shaped tensors along ``dim`` (-1 or -2)."""
+    stacked = torch.stack(parts, dim=dim)
+    shape = list(parts[0].shape)
+    shape[dim] *= len(parts)
     return stacked.reshape(shape)
-
-
-def _triangle(near3: Tensor, prev: Tensor, nxt: Tensor, shift: int, bias_prev: int,
-              bias_next: int, dim: int, mode: str) -> Tensor:
-    first = descale(near3 + prev, shift, mode, bias=bias_prev)
-    second = descale(near3 + nxt, shift, mode, bias=bias_next)
-    return _interleave(first, second, dim)
 
 
 def upsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
@@ -125,14 +120,22 @@ def upsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
         return plane
     width = plane.shape[-1]
     if (hexp, vexp) == (2, 1) and width > 2:
-        prev, nxt = _neighbours(plane, -1)
-        return _triangle(3 * plane, prev, nxt, 2, 1, 2, -1, mode)
+        p = _padded(plane, rows=False, cols=True)
+        near = 3 * plane
+        return _interleave([descale(near + p[..., :-2], 2, mode, bias=1),
+                            descale(near + p[..., 2:], 2, mode, bias=2)], -1)
     if (hexp, vexp) == (1, 2):
-        prev, nxt = _neighbours(plane, -2)
-        return _triangle(3 * plane, prev, nxt, 2, 1, 2, -2, mode)
+        p = _padded(plane, rows=True, cols=False)
+        near = 3 * plane
+        return _interleave([descale(near + p[..., :-2, :], 2, mode, bias=1),
+                            descale(near + p[..., 2:, :], 2, mode, bias=2)], -2)
     if (hexp, vexp) == (2, 2) and width > 2:
-        above, below = _neighbours(plane, -2)
-        rows = _interleave(3 * plane + above, 3 * plane + below, -2)  # column sums
-        prev, nxt = _neighbours(rows, -1)
-        return _triangle(3 * rows, prev, nxt, 4, 8, 7, -1, mode)
+        p = _padded(plane, rows=True, cols=True)
+        near = 3 * p[..., 1:-1, :]
+        out_rows = []
+        for colsum in (near + p[..., :-2, :], near + p[..., 2:, :]):  # above, below
+            mid = 3 * colsum[..., 1:-1]
+            out_rows.append(_interleave([descale(mid + colsum[..., :-2], 4, mode, bias=8),
+                                         descale(mid + colsum[..., 2:], 4, mode, bias=7)], -1))
+        return _interleave(out_rows, -2)
     return plane.repeat_interleave(vexp, dim=-2).repeat_interleave(hexp, dim=-1)
