@@ -706,6 +706,8 @@ class _Reader:
         self.last_good_row = int(stats[hd.ST_LAST_GOOD_ROW])
         if stats[hd.ST_DC_OVERFLOW]:
             raise self.error("corrupt JPEG data: DC coefficient out of range")
+        if stats[hd.ST_EOF]:
+            self.corrupt("premature end of JPEG file (truncated in the entropy-coded data)")
         if stats[hd.ST_EXTRANEOUS]:
             self.corrupt(f"{int(stats[hd.ST_EXTRANEOUS_BYTES])} extraneous bytes before marker "
                          f"0x{int(stats[hd.ST_EXTRANEOUS_MARKER]):02x}")
@@ -719,7 +721,6 @@ class _Reader:
         marker = int(stats[hd.ST_MARKER])
         new_pos = int(stats[hd.ST_POS])
         if stats[hd.ST_EOF]:
-            self.corrupt("premature end of JPEG file (truncated)")
             return self.n, EOI
         return new_pos, marker
 
@@ -807,7 +808,8 @@ def _as_bytes(data: Any, name: str | None) -> tuple[bytes, str | None]:
             raise JPEGError(f"expected a 1-D uint8 tensor of JPEG bytes, got "
                             f"{data.dtype} {tuple(data.shape)}")
         return data.detach().cpu().contiguous().numpy().tobytes(), name
-    raise TypeError(f"expected JPEG data as bytes or a 1-D uint8 tensor, got {type(data).__name__}")
+    raise JPEGError(f"expected JPEG data as bytes, a 1-D uint8 tensor or a path, got "
+                    f"{type(data).__name__}")
 
 
 def _read(data: Any, *, lenient: bool, max_pixels: int | None, name: str | None) -> _Reader:

@@ -1,0 +1,164 @@
+"""``jtorch decode``: JPEG (or .jtc) files -> PNG or any format Pillow writes.
+
+The pixels are exactly libjpeg-turbo's (Pillow's). torch and the codec are
+imported inside the command, so that ``jtorch --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import (
+    STDIO,
+    CliError,
+    handle_errors,
+    plan_outputs,
+    quiet_debug_options,
+    read_input,
+    run_batch,
+    warn,
+    write_output,
+)
+
+# Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
+# repeated here so that --help does not import Pillow.
+DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+
+JPEG_MAGIC = b"\xff\xd8"
+CONTAINER_MODULE = "jpegtorch.formats.container"
+
+
+def container_decoder(data: bytes) -> Callable[..., Any] | None:
+    """The learned-codec container's decoder if ``data`` starts with its magic.
+
+    The hook for the .jtc container: ``jpegtorch.formats.container`` (when it
+    exists) exposes ``MAGIC`` (bytes) and ``decode(data: bytes) -> Tensor``
+    (uint8 ``[C, H, W]``; ``decode_container`` is accepted too).
+    """
+    try:
+        module = importlib.import_module(CONTAINER_MODULE)
+    except ImportError:
+        return None
+    magic = getattr(module, "MAGIC", None)
+    if not magic or not data.startswith(magic):
+        return None
+    return getattr(module, "decode", None) or getattr(module, "decode_container", None)
+
+
+def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None) -> Any:
+    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+    if data.startswith(JPEG_MAGIC):
+        from jpegtorch.formats.jfif_reader import decode_jpeg
+
+        return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
+    decoder = container_decoder(data)
+    if decoder is not None:
+        return decoder(data)
+    if not data:
+        raise CliError("empty file (not a JPEG file)")
+    raise CliError("not a JPEG file (no SOI marker)")
+
+
+def output_format(path: str, fmt: str | None) -> str:
+    """The Pillow format to write ``path`` in (``--format``, else by extension, else PNG)."""
+    from PIL import Image
+
+    if fmt:
+        name = fmt.upper()
+        if name == "JPG":
+            name = "JPEG"
+        Image.init()
+        if name not in Image.SAVE:
+            raise click.BadParameter(f"Pillow cannot write {fmt!r}", param_hint="--format")
+        return name
+    if path == STDIO:
+        return "PNG"
+    ext = Path(path).suffix.lower()
+    if not ext:
+        return "PNG"
+    Image.init()
+    name = Image.registered_extensions().get(ext)
+    if name is None or name not in Image.SAVE:
+        raise CliError(f"cannot write {ext} files (use a Pillow format such as .png, .bmp, "
+                       ".tif, .ppm or .webp, or --format)")
+    return name
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", metavar="PATH",
+              help="Output file (one input; '-' = stdout) or directory (several inputs). "
+                   "Default: beside each input, with .png.")
+@click.option("-f", "--format", "fmt", metavar="FMT",
+              help="Output format (png, bmp, tiff, ppm, webp, ...). Default: from the output "
+                   "extension, else PNG.")
+@click.option("--lenient", is_flag=True,
+              help="Decode corrupt or truncated files as libjpeg does (missing data becomes "
+                   "grey), with a warning, instead of failing.")
+@click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
+@click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
+              show_default=True, help="Refuse larger images before decoding (0 = no limit).")
+@quiet_debug_options
+@handle_errors
+def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
+           no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
+    """Decode JPEG files to PNG (or any format Pillow writes).
+
+    The pixels are exactly libjpeg-turbo's (Pillow's, default settings).
+    Baseline, extended and progressive Huffman JPEGs, gray or colour, any
+    sampling. Files are recognised by their content, not their extension.
+    A corrupt file fails (exit status 1, no output) unless --lenient.
+
+    \b
+    Examples:
+      jtorch decode photo.jpg -o photo.png
+      jtorch decode *.jpg -o out/ --format bmp
+      cat photo.jpg | jtorch decode - -o - > photo.png
+    """
+    if inputs.count(STDIO) > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    outputs = plan_outputs(list(inputs), output, "." + (fmt or "png").lower())
+    formats = {}
+    for out in dict.fromkeys(outputs):
+        try:
+            formats[out] = output_format(out, fmt)
+        except CliError as exc:
+            raise click.UsageError(f"-o {out}: {exc}") from None
+
+    import warnings
+
+    import torch
+
+    torch.set_grad_enabled(False)
+
+    def process(index: int, src: str) -> None:
+        name = "<stdin>" if src == STDIO else src
+        data = read_input(src)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None)
+        for item in caught:
+            warn(f"{name}: {item.message}", quiet=quiet)
+        array = image.permute(1, 2, 0).contiguous().numpy()
+        if array.shape[2] == 1:
+            array = array[:, :, 0]
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        try:
+            Image.fromarray(array).save(buffer, formats[outputs[index]])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CliError(f"cannot write {formats[outputs[index]]}: {exc}") from None
+        write_output(outputs[index], buffer.getvalue(), inputs=list(inputs),
+                     no_clobber=no_clobber)
+
+    failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="decode")
+    if failures:
+        sys.exit(1)

@@ -1,0 +1,134 @@
+"""``jtorch info``: what a JPEG file's markers say (no pixel decoding)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ._common import STDIO, describe_exception, error_line, handle_errors, read_input
+
+_COLOR_NAMES = {"gray": "gray", "ycbcr": "YCbCr", "rgb": "RGB", "cmyk": "CMYK",
+                "ycck": "YCCK", "unknown": "unknown colour space"}
+
+
+def _quality_text(quality: dict[str, Any]) -> str:
+    if not quality:
+        return "unknown (no quantization table)"
+    parts = [f"{key} {quality[key]}" for key in ("luma", "chroma") if key in quality]
+    if quality.get("exact"):
+        return f"{quality['quality']} (IJG tables, exact match; {', '.join(parts)})"
+    return f"~{quality['quality']} (estimate: tables are not IJG-scaled; {', '.join(parts)})"
+
+
+def _table_grid(values: tuple[int, ...]) -> list[str]:
+    return ["      " + " ".join(f"{v:3d}" for v in values[r * 8 : r * 8 + 8]) for r in range(8)]
+
+
+def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
+    """Human-readable description of a :class:`JPEGInfo`."""
+    comps = info.components
+    color = _COLOR_NAMES.get(info.color, info.color)
+    lines = [
+        f"{name}: JPEG {info.width}x{info.height}, {len(comps)} component"
+        f"{'s' if len(comps) != 1 else ''} ({color}), {info.precision}-bit",
+        f"  sampling:      {info.subsampling} ({info.sampling_factors}; component ids "
+        f"{','.join(str(c.id) for c in comps)})",
+        f"  coding:        {info.process} (SOF{info.sof_marker - 0xC0}), {len(info.scans)} scan"
+        f"{'s' if len(info.scans) != 1 else ''}",
+        "  restart:       " + (", ".join(f"every {r} MCUs" if r else "none"
+                                         for r in info.restart_intervals) or "none"),
+        f"  quality:       {_quality_text(info.quality)}",
+    ]
+    qt = ", ".join(f"{t.slot} ({'16' if t.precision else '8'}-bit)" for t in info.quant_tables)
+    lines.append(f"  quant tables:  {qt or 'none'}")
+    if verbose:
+        for t in info.quant_tables:
+            lines.append(f"    table {t.slot}:")
+            lines.extend(_table_grid(t.values))
+    if info.huffman_tables:
+        kinds = {t.standard for t in info.huffman_tables}
+        label = ("standard (Annex K)" if kinds == {True}
+                 else "optimized" if kinds == {False} else "mixed standard and custom")
+        names = " ".join(f"{t.table_class}{t.slot}{'' if t.standard else '*'}"
+                         for t in info.huffman_tables)
+        lines.append(f"  huffman:       {label}: {names}")
+    else:
+        lines.append("  huffman:       none defined (standard tables assumed, as Motion-JPEG)")
+    if info.segments:
+        segs = ", ".join(f"{s.marker} {s.label}".strip() + f" ({s.length} bytes)"
+                         for s in info.segments)
+        lines.append(f"  segments:      {segs}")
+    else:
+        lines.append("  segments:      none")
+    if verbose:
+        for i, s in enumerate(info.scans):
+            lines.append(f"    scan {i + 1}: components {','.join(map(str, s.components))} "
+                         f"Ss={s.ss} Se={s.se} Ah={s.ah} Al={s.al} ({s.length} bytes)")
+    tail = "" if info.has_eoi else ", no EOI marker (truncated?)"
+    if info.trailing_bytes:
+        tail += f", {info.trailing_bytes} bytes after EOI"
+    lines.append(f"  file:          {info.file_size} bytes, {info.bits_per_pixel:.3f} bpp{tail}")
+    if not info.supported:
+        lines.append(f"  decodable:     no: {info.unsupported_reason}")
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list, one object per file (errors as {file, error}).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print the tables and every scan.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@handle_errors
+def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, debug: bool) -> None:
+    """Describe JPEG files: size, sampling, coding, tables, quality, markers.
+
+    Prints, per file: size and components, chroma sampling ("4:2:0", ...,
+    plus the raw factors), baseline/extended/progressive and the number of
+    scans, restart interval, quantization tables with an estimate of the
+    IJG (libjpeg -quality) setting, Huffman tables (standard or optimized),
+    APPn/COM segments, and file size in bytes and bits per pixel.
+
+    \b
+    Examples:
+      jtorch info photo.jpg
+      jtorch info *.jpg --json | python -m json.tool
+    """
+    if inputs.count(STDIO) > 1:
+        raise click.UsageError("stdin ('-') can be read only once")
+    from jpegtorch.formats.jfif_reader import read_info
+
+    failures = 0
+    records: list[dict[str, Any]] = []
+    blocks: list[str] = []
+    for src in inputs:
+        name = "<stdin>" if src == STDIO else src
+        try:
+            result = read_info(read_input(src))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            failures += 1
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            message = describe_exception(exc)
+            error_line(name, message)
+            records.append({"file": name, "error": message})
+            continue
+        if as_json:
+            records.append({"file": name, **result.to_dict()})
+        else:
+            text = format_info(name, result, verbose=verbose)
+            if blocks:
+                click.echo("")
+            click.echo(text)
+            blocks.append(text)
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+    if failures:
+        sys.exit(1)
