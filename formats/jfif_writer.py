@@ -290,16 +290,25 @@ def _check_restart(restart_interval: int) -> int:
 
 
 def _blocks_as_int32(block: Tensor) -> np.ndarray:
+    """Blocks as a C-contiguous int32 numpy array (float blocks are rounded).
+
+    int32 blocks are used as they are (the kernel checks the baseline ranges);
+    other dtypes are range-checked first so that the conversion cannot wrap.
+    """
     import torch
 
     b = block.detach()
-    if b.is_floating_point():
-        b = torch.round(b)
-    elif b.dtype not in (torch.int16, torch.int32, torch.int64, torch.uint8, torch.int8):
-        raise JPEGError(f"unsupported coefficient dtype {b.dtype}")
-    if b.numel() and (int(b.min()) < -32768 or int(b.max()) > 32767):
-        raise JPEGError("coefficient out of range for baseline JPEG")
-    return np.ascontiguousarray(b.to(device="cpu", dtype=torch.int32).numpy())
+    if b.dtype != torch.int32:
+        if b.is_floating_point():
+            if not bool(torch.isfinite(b).all()):
+                raise JPEGError("coefficients must be finite")
+            b = torch.round(b)
+        elif b.dtype not in (torch.int16, torch.int64, torch.uint8, torch.int8):
+            raise JPEGError(f"unsupported coefficient dtype {b.dtype}")
+        if b.numel() and (float(b.min()) < -32768 or float(b.max()) > 32767):
+            raise JPEGError("coefficient out of range for baseline JPEG")
+        b = b.to(torch.int32)
+    return np.ascontiguousarray(b.cpu().numpy())
 
 
 def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
