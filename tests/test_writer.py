@@ -390,6 +390,11 @@ def test_write_coefficients_errors() -> None:
     with pytest.raises(JPEGError, match="DC difference"):
         write_coefficients(Coefficients(blocks=(dc, *one.blocks[1:]), qtables=one.qtables,
                                         sampling=one.sampling, size=one.size))
+    nan = one.blocks[0].to(torch.float32)
+    nan[0, 0, 0, 1, 1] = float("nan")
+    with pytest.raises(JPEGError, match="finite"):
+        write_coefficients(Coefficients(blocks=(nan, *one.blocks[1:]), qtables=one.qtables,
+                                        sampling=one.sampling, size=one.size))
     with pytest.raises(JPEGError, match="restart"):
         write_coefficients(one, restart_interval=-2)
     zero_table = one.qtables.clone()
