@@ -60,34 +60,64 @@ def quantize_pmf(pmf: np.ndarray, tail: float, precision: int = PRECISION) -> np
     return freqs.astype(np.int32)
 
 
+def _solve(density: Any, target: float, bound: float = 1e5, iters: int = 80) -> torch.Tensor:
+    """Per-channel ``v`` with ``cdf_logits(v) == target`` by bisection (float64) -> ``[C]``.
+
+    The cumulative logits are monotonic in ``v`` by construction (positive
+    matrices, factors bounded by tanh), so bisection is exact to float64
+    precision within ``[-bound, bound]``.
+    """
+    c = density.channels
+    lo = torch.full((c, 1, 1), -bound, dtype=torch.float64)
+    hi = torch.full((c, 1, 1), bound, dtype=torch.float64)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        below = density.cdf_logits(mid) < target
+        lo = torch.where(below, mid, lo)
+        hi = torch.where(below, hi, mid)
+    return ((lo + hi) / 2).view(c)
+
+
 @torch.no_grad()
 def compute_tables(model: FactorizedCodec) -> dict[str, torch.Tensor]:
-    """Integer CDF tables of every level and channel (float64 on the CPU)."""
+    """Integer CDF tables of every level and channel (float64 on the CPU).
+
+    Per channel: the median μ (where the CDF is 1/2) and the integer range
+    ``[lo, hi]`` of ``round(y − μ)`` outside which the density has less than
+    ``tail_mass`` on each side; the pmf of each integer ``v`` is the density's
+    mass on ``[μ + v − 1/2, μ + v + 1/2]``, the escape gets the two tails.
+    Medians and ranges are found by bisection on the CDF, so they do not
+    depend on how far the auxiliary loss got.
+    """
     medians, offsets, lengths, freqs = [], [], [], []
     for prior in model.priors:
         density = _float64_copy(prior)
-        q = density.quantiles.detach()[:, 0, :]  # [M, 3]
-        med = q[:, 1]
-        lo = torch.floor(q[:, 0] - med).clamp(-MAX_TABLE, 0).to(torch.int64)
-        hi = torch.ceil(q[:, 2] - med).clamp(0, MAX_TABLE).to(torch.int64)
+        target = math.log(2 / density.tail_mass - 1)
+        med = _solve(density, 0.0)
+        lower = _solve(density, -target)
+        upper = _solve(density, target)
+        lo = torch.floor(lower - med).clamp(-MAX_TABLE, 0).to(torch.int64)
+        hi = torch.ceil(upper - med).clamp(0, MAX_TABLE).to(torch.int64)
+        # clip over-wide tables symmetrically to MAX_TABLE values
+        half = MAX_TABLE // 2
+        wide = (hi - lo + 1) > MAX_TABLE
+        lo = torch.where(wide, lo.clamp_min(-half), lo)
+        hi = torch.where(wide, hi.clamp_max(half), hi)
+        # one evaluation per level on a padded grid of edges, sliced per channel
+        width = int((hi - lo).max()) + 2
+        steps = torch.arange(width, dtype=torch.float64)
+        edges = (med + lo.to(torch.float64) - 0.5)[:, None] + steps[None, :]
+        logits = density.cdf_logits(edges[:, None, :])[:, 0, :]
+        cdf, sf = torch.sigmoid(logits), torch.sigmoid(-logits)
+        # differences of the CDF, computed on the side where they do not cancel
+        pmf_all = torch.where(logits[:, :-1] < 0, cdf[:, 1:] - cdf[:, :-1],
+                              sf[:, :-1] - sf[:, 1:]).clamp_min(0)
         level_freqs = []
-        level_offsets = []
         for c in range(density.channels):
-            lo_c, hi_c = int(lo[c]), int(hi[c])
-            if hi_c - lo_c + 1 > MAX_TABLE:  # keep the widest tables bounded
-                half = MAX_TABLE // 2
-                lo_c, hi_c = max(lo_c, -half), min(hi_c, half)
-            values = med[c] + torch.arange(lo_c, hi_c + 1, dtype=torch.float64)
-            v = values.view(1, 1, -1).expand(density.channels, 1, -1)
-            lower = density.cdf_logits(v - 0.5)[c, 0]
-            upper = density.cdf_logits(v + 0.5)[c, 0]
-            sign = -torch.sign(lower + upper)
-            pmf = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
-            low_tail = torch.sigmoid(density.cdf_logits(v[:, :, :1] - 0.5)[c, 0, 0])
-            high_tail = torch.sigmoid(-density.cdf_logits(v[:, :, -1:] + 0.5)[c, 0, 0])
-            tail = float(low_tail + high_tail)
-            level_freqs.append(quantize_pmf(pmf.numpy(), tail))
-            level_offsets.append(lo_c)
+            k = int(hi[c] - lo[c]) + 1
+            tail = float(cdf[c, 0] + sf[c, k])
+            level_freqs.append(quantize_pmf(pmf_all[c, :k].numpy(), tail))
+        level_offsets = lo.tolist()
         medians.append(med.to(torch.float32))
         offsets.append(torch.tensor(level_offsets, dtype=torch.int32))
         lengths.append(torch.tensor([f.size for f in level_freqs], dtype=torch.int32))
