@@ -18,7 +18,9 @@ packed MSB first with 0x00 stuffed after every 0xFF and the last byte (before
 each RSTn and at the end) padded with 1-bits.
 
 The per-coefficient loop is compiled with numba (``@njit(cache=True)``): one
-kernel both gathers statistics and encodes.
+scan traversal, specialised into two cached kernels (statistics gathering for
+``optimize`` and encoding). Nonzero AC coefficients are visited through a
+64-bit mask (lowest set bit first) rather than by a branch per coefficient.
 """
 
 from __future__ import annotations
@@ -104,10 +106,10 @@ def _flush(out, pos, acc, nacc):  # pragma: no cover - compiled
     return pos
 
 
-@njit(cache=True, nogil=True)
-def _scan_kernel(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mcu_cols,
-                 restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts,
-                 gather):  # pragma: no cover - compiled
+@njit(inline="always")
+def _scan(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mcu_cols,
+          restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts,
+          gather):  # pragma: no cover - compiled
     """Gather symbol statistics (``gather``) or entropy-code one scan.
 
     coef: flat int32 array of all components' blocks, each block 64 values in
@@ -236,6 +238,30 @@ def _scan_kernel(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mc
     if not gather:
         pos = _flush(out, pos, acc, nacc)
     return out, pos, 0, mcu
+
+
+# Two entry points, so that ``gather`` is a compile-time constant in each.
+@njit(cache=True, nogil=True)
+def _encode_scan(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mcu_cols,
+                 restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
+                 sizes):  # pragma: no cover - compiled
+    """Entropy-code one scan (see ``_scan``); returns ``(bytes, length, error, mcu)``."""
+    counts = np.zeros((1, 1), dtype=np.int64)
+    return _scan(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mcu_cols,
+                 restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts,
+                 False)
+
+
+@njit(cache=True, nogil=True)
+def _gather_scan(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mcu_cols,
+                 restart_interval, zigzag, nbits_lut, debruijn_lut,
+                 counts):  # pragma: no cover - compiled
+    """Count the Huffman symbols of one scan into ``counts`` (see ``_scan``)."""
+    codes = np.zeros((1, 1), dtype=np.uint32)
+    sizes = np.zeros((1, 1), dtype=np.int32)
+    return _scan(coef, offsets, row_stride, hs, vs, dc_tab, ac_tab, mcu_rows, mcu_cols,
+                 restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts,
+                 True)
 
 
 # --------------------------------------------------------------------------- markers
@@ -408,10 +434,12 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     counts = np.zeros((4, 257), dtype=np.int64)
 
     def run(gather: bool) -> np.ndarray:
-        out, length, err, mcu = _scan_kernel(
-            coef, offsets, row_stride, hs, vs, tab, tab, mcu_rows, mcu_cols,
-            restart_interval, _ZIGZAG, _NBITS, _DEBRUIJN_LUT, codes, sizes, counts, gather,
-        )
+        args = (coef, offsets, row_stride, hs, vs, tab, tab, mcu_rows, mcu_cols,
+                restart_interval, _ZIGZAG, _NBITS, _DEBRUIJN_LUT)
+        if gather:
+            out, length, err, mcu = _gather_scan(*args, counts)
+        else:
+            out, length, err, mcu = _encode_scan(*args, codes, sizes)
         if err:
             where = f"in MCU {mcu} (row {mcu // mcu_cols}, column {mcu % mcu_cols})"
             if err == _BAD_DC:
