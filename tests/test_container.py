@@ -6,9 +6,9 @@ import struct
 import zlib
 
 import pytest
+from jpegtorch.formats import container as jtc
 
 from jpegtorch import JPEGError
-from jpegtorch.formats import container as jtc
 
 
 def _sample() -> jtc.Container:
@@ -53,27 +53,27 @@ def _header_end(data: bytes) -> int:
 def test_wrong_magic():
     data = bytearray(jtc.pack(_sample()))
     data[1] ^= 0x20
-    with pytest.raises(JPEGError, match="bad magic"):
+    with pytest.raises(JPEGError, match=r"bad magic"):
         jtc.unpack(bytes(data))
-    with pytest.raises(JPEGError, match="bad magic"):
+    with pytest.raises(JPEGError, match=r"bad magic"):
         jtc.unpack(b"\xff\xd8\xff\xe0" + bytes(40))
 
 
 def test_unknown_version():
     data = bytearray(jtc.pack(_sample()))
     data[8] = 2
-    with pytest.raises(JPEGError, match="unsupported .jtc version 2"):
+    with pytest.raises(JPEGError, match=r"unsupported .jtc version 2"):
         jtc.unpack(bytes(data))
 
 
 def test_header_crc():
     data = bytearray(jtc.pack(_sample()))
     data[20] ^= 0x01  # inside the header body (the codec name)
-    with pytest.raises(JPEGError, match="header .CRC32 mismatch"):
+    with pytest.raises(JPEGError, match=r"header .CRC32 mismatch"):
         jtc.unpack(bytes(data))
     data = bytearray(jtc.pack(_sample()))
     data[_header_end(data) - 1] ^= 0x80  # the CRC itself
-    with pytest.raises(JPEGError, match="header .CRC32 mismatch"):
+    with pytest.raises(JPEGError, match=r"header .CRC32 mismatch"):
         jtc.unpack(bytes(data))
 
 
@@ -85,24 +85,24 @@ def test_stream_crc(which):
     data = bytearray(jtc.pack(box))
     start = _header_end(data) + (0 if which == "latents" else 40)
     data[start + 3] ^= 0x10
-    with pytest.raises(JPEGError, match=f"stream '{which}' .CRC32 mismatch"):
+    with pytest.raises(JPEGError, match=rf"stream '{which}' .CRC32 mismatch"):
         jtc.unpack(bytes(data))
 
 
 def test_truncation_everywhere():
     data = jtc.pack(_sample())
-    for cut in list(range(0, 40)) + [len(data) // 2, len(data) - 1]:
-        with pytest.raises(JPEGError, match="truncated|bad magic"):
+    for cut in [*range(40), len(data) // 2, len(data) - 1]:
+        with pytest.raises(JPEGError, match=r"truncated|bad magic"):
             jtc.unpack(data[:cut])
     # every cut after the magic is reported as truncation, never as something else
     for cut in range(len(jtc.MAGIC), len(data), 7):
-        with pytest.raises(JPEGError, match="truncated"):
+        with pytest.raises(JPEGError, match=r"truncated"):
             jtc.unpack(data[:cut])
 
 
 def test_trailing_data():
     data = jtc.pack(_sample())
-    with pytest.raises(JPEGError, match="trailing data"):
+    with pytest.raises(JPEGError, match=r"trailing data"):
         jtc.unpack(data + b"\x00")
 
 
@@ -112,7 +112,7 @@ def test_inconsistent_header_with_valid_crc():
     body = bytearray(data[13:end]) + b"\x00"  # one byte too many
     head = jtc.MAGIC + struct.pack("<BI", 1, len(body)) + bytes(body)
     forged = head + struct.pack("<I", zlib.crc32(head)) + data[end + 4:]
-    with pytest.raises(JPEGError, match="corrupt .jtc header"):
+    with pytest.raises(JPEGError, match=r"corrupt .jtc header"):
         jtc.unpack(forged)
 
 

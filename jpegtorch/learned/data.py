@@ -55,7 +55,7 @@ def load_images(directory: Path, scales: tuple[float, ...] = (1.0, 0.7, 0.5),
             im = im.convert("RGB")
             for scale in scales:
                 w, h = round(im.width * scale), round(im.height * scale)
-                if min(w, h) < min_side:
+                if scale != 1.0 and min(w, h) < min_side:
                     continue
                 version = im if scale == 1.0 else im.resize((w, h), Image.Resampling.LANCZOS)
                 images.append(np.asarray(version, dtype=np.uint8).copy())

@@ -83,10 +83,27 @@ def rd_loss(model: torch.nn.Module, x: Tensor, level: int, lam: float
             ) -> tuple[Tensor, Tensor, Tensor]:
     """``(loss, bpp, mse)`` of one batch ``x`` ``[B, C, H, W]`` in [0, 1] at ``level``."""
     x_hat, likelihood = model(x, level)
+    return _rd_terms(x, x_hat, likelihood, lam)
+
+
+def _rd_terms(x: Tensor, x_hat: Tensor, likelihood: Tensor, lam: float
+              ) -> tuple[Tensor, Tensor, Tensor]:
     b, _, h, w = x.shape
     bpp = torch.log(likelihood).sum() / (-math.log(2) * b * h * w)
     mse = torch.mean((x_hat - x) ** 2)
     return lam * 255.0**2 * mse + bpp, bpp, mse
+
+
+class _WithAux(torch.nn.Module):
+    """Runs the codec and its auxiliary loss in one ``forward`` (what DDP needs)."""
+
+    def __init__(self, model: FactorizedCodec) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, level: int) -> tuple[Tensor, Tensor, Tensor]:
+        x_hat, likelihood = self.model(x, level)
+        return x_hat, likelihood, self.model.aux_loss()
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -148,10 +165,10 @@ def train(config: TrainConfig, sampler: Any, output: Path, *, checkpoint: Path,
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         elapsed = float(state.get("elapsed", 0.0))
-    net: torch.nn.Module = model
+    net: torch.nn.Module = _WithAux(model)
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None,
+            net, device_ids=[dev.index] if dev.type == "cuda" else None,
             find_unused_parameters=True)
 
     levels = len(config.lambdas)
@@ -190,8 +207,8 @@ def train(config: TrainConfig, sampler: Any, output: Path, *, checkpoint: Path,
             lr = learning_rate(config, step)
             optimizer.param_groups[0]["lr"] = lr
             optimizer.param_groups[1]["lr"] = lr * config.prior_lr_scale
-            loss, bpp, mse = rd_loss(net, x, level, config.lambdas[level])
-            aux = model.aux_loss()
+            x_hat, likelihood, aux = net(x, level)
+            loss, bpp, mse = _rd_terms(x, x_hat, likelihood, config.lambdas[level])
             optimizer.zero_grad(set_to_none=True)
             (loss + aux).backward()
             if config.clip > 0:
