@@ -472,3 +472,23 @@ def test_qtables_resolution(tmp_path, monkeypatch) -> None:
     for bad in ("nonexistent", "../four", str(tmp_path / "missing.txt")):
         with pytest.raises(JPEGError):
             qtables.resolve_tables(bad)
+
+
+# --------------------------------------------------------------------------- with the reader
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(optimize=True), dict(restart_marker_blocks=3), dict(subsampling=1),
+    dict(subsampling=0, optimize=True, restart_marker_blocks=1),
+])
+def test_reading_and_rewriting_a_file_gives_the_same_bytes(options: dict) -> None:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(pillow_bytes(load_sample("kodim23_256x192.png"), 100))).save(
+        buffer, "JPEG", quality=80, **options)
+    original = buffer.getvalue()
+    coefficients = jpegtorch.read_coefficients(original)
+    data = write_coefficients(coefficients, optimize=options.get("optimize", False),
+                              restart_interval=options.get("restart_marker_blocks", 0))
+    assert_same_bytes(data, original)
+    gray = pillow_bytes(load_sample("kodim15_gray_256x256.png", mode="L"), 70, optimize=True)
+    assert_same_bytes(write_coefficients(jpegtorch.read_coefficients(gray), optimize=True), gray)

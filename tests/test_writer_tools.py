@@ -23,6 +23,7 @@ from jpegtorch.coefficients import Coefficients
 CJPEG = shutil.which("cjpeg")
 DJPEG = shutil.which("djpeg")
 JPEGINFO = shutil.which("jpeginfo")
+JPEGTRAN = shutil.which("jpegtran")
 needs_cjpeg = pytest.mark.skipif(CJPEG is None, reason="cjpeg (libjpeg-turbo-progs) not installed")
 needs_djpeg = pytest.mark.skipif(DJPEG is None, reason="djpeg (libjpeg-turbo-progs) not installed")
 needs_jpeginfo = pytest.mark.skipif(JPEGINFO is None, reason="jpeginfo not installed")
@@ -109,6 +110,22 @@ def test_rgb_coefficients_match_cjpeg_rgb(quality: int, tmp_path: Path) -> None:
     for optimize in (False, True):
         args = ["-rgb", "-baseline", "-quality", str(quality)] + (["-optimize"] * optimize)
         assert write_coefficients(rgb, optimize=optimize) == cjpeg(image, tmp_path, *args)
+
+
+@pytest.mark.skipif(JPEGTRAN is None, reason="jpegtran (libjpeg-turbo-progs) not installed")
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_progressive_to_baseline_matches_jpegtran(subsampling: int) -> None:
+    """Coefficients read from a progressive file, written as baseline: jpegtran's bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(load_sample("kodim01_233x151.png")).save(
+        buffer, "JPEG", quality=85, progressive=True, subsampling=subsampling)
+    progressive = buffer.getvalue()
+    coefficients = jpegtorch.read_coefficients(progressive)
+    for args, kwargs in [([], {}), (["-optimize"], dict(optimize=True)),
+                         (["-restart", "2B"], dict(restart_interval=2))]:
+        expected = subprocess.run([JPEGTRAN, "-copy", "none", *args], input=progressive,
+                                  capture_output=True, check=True).stdout
+        assert write_coefficients(coefficients, **kwargs) == expected
 
 
 def our_files() -> list[tuple[str, bytes]]:
