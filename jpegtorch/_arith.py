@@ -30,7 +30,7 @@ MODES: tuple[str, ...] = ("hard", "ste", "soft", "ste-quant")
 EXACT_MODES: tuple[str, ...] = ("hard", "ste")
 
 # Soft-rounding sharpness for ``soft`` mode: s(x) -> round(x) as alpha -> inf.
-SOFT_ROUND_ALPHA = 4.0
+SOFT_ROUND_ALPHA = 8.0
 
 
 def check_mode(mode: str) -> str:
