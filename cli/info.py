@@ -55,6 +55,8 @@ def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
         names = " ".join(f"{t.table_class}{t.slot}{'' if t.standard else '*'}"
                          for t in info.huffman_tables)
         lines.append(f"  huffman:       {label}: {names}")
+    elif "arithmetic" in info.process:
+        lines.append("  huffman:       none (arithmetic coding)")
     else:
         lines.append("  huffman:       none defined (standard tables assumed, as Motion-JPEG)")
     if info.segments:

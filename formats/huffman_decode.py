@@ -204,6 +204,57 @@ def _next_marker(data, pos):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def read_restart_marker(data, pos, marker, next_rst, discarded, stats):  # pragma: no cover
+    """libjpeg's ``read_restart_marker`` + ``jpeg_resync_to_restart``.
+
+    ``marker`` is the marker already met (0 if none), ``discarded`` the garbage
+    bytes not yet reported. Counts warnings into ``stats`` and returns
+    ``(marker, pos, discarded, eof)``: ``marker`` is 0 when the expected RSTn
+    was consumed, else the marker left for the caller (the interval then reads
+    as empty).
+    """
+    eof = 0
+    if marker == 0:
+        marker, pos, skipped, eof = _next_marker(data, pos)
+        discarded += skipped
+        if discarded:
+            if stats[ST_EXTRANEOUS] == 0:
+                stats[ST_EXTRANEOUS_BYTES] = discarded
+                stats[ST_EXTRANEOUS_MARKER] = marker
+            stats[ST_EXTRANEOUS] += 1
+            discarded = 0
+    if marker == 0xD0 + next_rst:
+        return 0, pos, discarded, eof
+    if stats[ST_RESYNC] == 0:
+        stats[ST_RESYNC_MARKER] = marker
+    stats[ST_RESYNC] += 1
+    while True:
+        if marker < 0xC0:
+            action = 2  # invalid marker: scan on
+        elif marker < 0xD0 or marker > 0xD7:
+            action = 3  # a valid non-RST marker: leave it
+        elif marker == 0xD0 + ((next_rst + 1) & 7) or marker == 0xD0 + ((next_rst + 2) & 7):
+            action = 3  # one of the next two restarts
+        elif marker == 0xD0 + ((next_rst - 1) & 7) or marker == 0xD0 + ((next_rst - 2) & 7):
+            action = 2  # a prior restart: scan on
+        else:
+            action = 1  # desired restart or too far away: take it
+        if action == 1:
+            return 0, pos, discarded, eof
+        if action == 3:
+            return marker, pos, discarded, eof
+        marker, pos, skipped, e = _next_marker(data, pos)
+        eof |= e
+        discarded += skipped
+        if discarded:
+            if stats[ST_EXTRANEOUS] == 0:
+                stats[ST_EXTRANEOUS_BYTES] = discarded
+                stats[ST_EXTRANEOUS_MARKER] = marker
+            stats[ST_EXTRANEOUS] += 1
+            discarded = 0
+
+
+@njit(cache=True, nogil=True)
 def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
                 mcus_per_row, mcu_rows, imcu_div,
                 comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
@@ -246,8 +297,6 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
     discarded = stats[ST_DISCARDED]
     n_hit = np.int64(0)
     n_bad = np.int64(0)
-    n_extr = np.int64(0)
-    n_resync = np.int64(0)
     last_good = stats[ST_LAST_GOOD_ROW]
     dc_overflow = np.int64(0)
     p1 = np.int64(1) << al
@@ -265,49 +314,9 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
             if restarts_to_go == 0:
                 discarded += nbits // 8
                 nbits = 0
-                if marker == 0:
-                    marker, pos, skipped, e = _next_marker(data, pos)
-                    eof |= e
-                    discarded += skipped
-                    if discarded:
-                        if n_extr == 0:
-                            stats[ST_EXTRANEOUS_BYTES] = discarded
-                            stats[ST_EXTRANEOUS_MARKER] = marker
-                        n_extr += 1
-                        discarded = 0
-                if marker == 0xD0 + next_rst:
-                    marker = 0
-                else:
-                    if n_resync == 0:
-                        stats[ST_RESYNC_MARKER] = marker
-                    n_resync += 1
-                    while True:  # jpeg_resync_to_restart
-                        if marker < 0xC0:
-                            action = 2
-                        elif marker < 0xD0 or marker > 0xD7:
-                            action = 3
-                        elif (marker == 0xD0 + ((next_rst + 1) & 7)
-                              or marker == 0xD0 + ((next_rst + 2) & 7)):
-                            action = 3
-                        elif (marker == 0xD0 + ((next_rst - 1) & 7)
-                              or marker == 0xD0 + ((next_rst - 2) & 7)):
-                            action = 2
-                        else:
-                            action = 1
-                        if action == 1:
-                            marker = 0
-                            break
-                        if action == 3:
-                            break
-                        marker, pos, skipped, e = _next_marker(data, pos)
-                        eof |= e
-                        discarded += skipped
-                        if discarded:
-                            if n_extr == 0:
-                                stats[ST_EXTRANEOUS_BYTES] = discarded
-                                stats[ST_EXTRANEOUS_MARKER] = marker
-                            n_extr += 1
-                            discarded = 0
+                marker, pos, discarded, e = read_restart_marker(data, pos, marker, next_rst,
+                                                                discarded, stats)
+                eof |= e
                 next_rst = (next_rst + 1) & 7
                 for i in range(4):
                     last_dc[i] = 0
@@ -315,7 +324,7 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
                 restarts_to_go = restart_interval
                 if marker == 0:
                     insufficient = False
-                if strict and (n_extr or n_resync or eof):
+                if strict and (stats[ST_EXTRANEOUS] or stats[ST_RESYNC] or eof):
                     break
             restarts_to_go -= 1
         if insufficient:  # out of data: leave the rest of the interval zero
@@ -762,15 +771,13 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
             if stop:
                 break
         done += 1
-        if stop or (strict and (n_hit or n_bad or n_extr or n_resync)):
+        if stop or (strict and (n_hit or n_bad or stats[ST_EXTRANEOUS] or stats[ST_RESYNC])):
             break
     stats[ST_POS] = pos
     stats[ST_MARKER] = marker
     stats[ST_EOF] = eof
     stats[ST_HIT_MARKER] = n_hit
     stats[ST_BAD_CODE] = n_bad
-    stats[ST_EXTRANEOUS] = n_extr
-    stats[ST_RESYNC] = n_resync
     stats[ST_DISCARDED] = discarded
     stats[ST_LAST_GOOD_ROW] = last_good
     stats[ST_DC_OVERFLOW] = dc_overflow

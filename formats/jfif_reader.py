@@ -70,7 +70,9 @@ _SOF_NAMES = {
     0xCF: "differential lossless, arithmetic-coded (hierarchical)",
     0xF7: "JPEG-LS",
 }
-_SUPPORTED_SOF = (0xC0, 0xC1, 0xC2)
+_SUPPORTED_SOF = (0xC0, 0xC1, 0xC2, 0xC9, 0xCA)
+_ARITH_SOF = (0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+_PROGRESSIVE_SOF = (0xC2, 0xCA)
 
 
 def _marker_name(m: int) -> str:
@@ -236,6 +238,10 @@ class _Reader:
         self.dc_tables: list[tuple[tuple[int, ...], tuple[int, ...]] | None] = [None] * 4
         self.ac_tables: list[tuple[tuple[int, ...], tuple[int, ...]] | None] = [None] * 4
         self.restart_interval = 0
+        # arithmetic-coding conditioning (DAC), libjpeg's defaults
+        self.arith_dc_l = [0] * 16
+        self.arith_dc_u = [1] * 16
+        self.arith_ac_k = [5] * 16
         # records for info
         self.qt_defs: list[QuantTableInfo] = []
         self.ht_defs: list[tuple[str, int, tuple[int, ...], tuple[int, ...]]] = []
@@ -372,7 +378,9 @@ class _Reader:
                 self.restart_interval = (payload[0] << 8) | payload[1]
             elif 0xE0 <= marker <= 0xEF or marker == COM:
                 pos = self.app(pos, marker)
-            elif marker in (DAC, DNL):
+            elif marker == DAC:
+                pos = self.dac(pos)
+            elif marker == DNL:
                 _, pos = self.segment(pos, marker)
             elif 0xD0 <= marker <= 0xD7 or marker == 0x01:
                 pass  # parameterless, ignored as libjpeg does
@@ -430,6 +438,24 @@ class _Reader:
             self.qt_prec[slot] = 1 if prec else 0
             self.qt_defs.append(QuantTableInfo(slot, 1 if prec else 0,
                                                tuple(int(x) for x in table)))
+        return end
+
+    def dac(self, pos: int) -> int:
+        """Arithmetic-coding conditioning (T.81 B.2.4.3), as libjpeg's get_dac."""
+        payload, end = self.segment(pos, DAC)
+        if len(payload) % 2:
+            raise self.error("bad DAC segment length")
+        for i in range(0, len(payload), 2):
+            index, value = payload[i], payload[i + 1]
+            if index >= 32:
+                raise self.error(f"bad DAC table index {index}")
+            if index >= 16:
+                self.arith_ac_k[index - 16] = value
+            else:
+                low, high = value & 15, value >> 4
+                if low > high:
+                    raise self.error(f"bad DAC value 0x{value:02x}")
+                self.arith_dc_l[index], self.arith_dc_u[index] = low, high
         return end
 
     def dht(self, pos: int) -> int:
@@ -508,12 +534,10 @@ class _Reader:
             return ""
         if sof not in _SUPPORTED_SOF:
             kind = _SOF_NAMES.get(sof, f"SOF{sof - 0xC0}")
-            if sof in (0xC9, 0xCA, 0xCB):
-                return f"arithmetic coding ({kind} JPEG, {_marker_name(sof)}) is not supported"
             if sof in (0xC5, 0xC6, 0xC7, 0xCD, 0xCE, 0xCF):
                 return f"hierarchical JPEG ({kind}, {_marker_name(sof)}) is not supported"
-            if sof == 0xC3:
-                return "lossless JPEG (SOF3) is not supported"
+            if sof in (0xC3, 0xCB):
+                return f"lossless JPEG ({_marker_name(sof)}) is not supported"
             return f"{kind} JPEG ({_marker_name(sof)}) is not supported"
         if self.precision != 8:
             return f"{self.precision}-bit sample precision is not supported (only 8-bit)"
@@ -559,7 +583,7 @@ class _Reader:
             ac_no.append(tables & 15)
         ss, se = payload[1 + 2 * ns], payload[2 + 2 * ns]
         ah, al = payload[3 + 2 * ns] >> 4, payload[3 + 2 * ns] & 15
-        progressive = self.sof == 0xC2
+        progressive = self.sof in _PROGRESSIVE_SOF
         if not self.started:
             self.started = True
             self.multiple_scans = progressive or ns < len(self.comps)
@@ -590,7 +614,7 @@ class _Reader:
         nc = len(self.comps)
         self.coef_bits = np.full((nc, 64), -1, dtype=np.int64)
         self.prev_coef_bits = np.zeros((nc, 64), dtype=np.int64)
-        if not progressive:  # Motion-JPEG: standard tables where none were defined
+        if self.sof in (0xC0, 0xC1):  # Motion-JPEG: standard tables where none were defined
             from .huffman import STD_AC_TABLES, STD_DC_TABLES
 
             for slot in (0, 1):
@@ -673,6 +697,42 @@ class _Reader:
                 self.warnings.append("invalid SOS parameters for sequential JPEG (ignored)")
             kind = hd.SEQUENTIAL
             need_dc = need_ac = True
+        i64 = np.int64
+        stats = np.zeros(hd.NUM_STATS, dtype=np.int64)
+        stats[hd.ST_DISCARDED] = self.discarded
+        stats[hd.ST_LAST_GOOD_ROW] = self.last_good_row
+        buf = np.frombuffer(self.data, dtype=np.uint8)
+        geometry = (
+            i64(self.restart_interval), i64(mcus_per_row), i64(mcu_rows), i64(imcu_div),
+            np.array([c.offset for c in comps], dtype=np.int64),
+            np.array([c.bx for c in comps], dtype=np.int64),
+            np.array(hs, dtype=np.int64), np.array(vs, dtype=np.int64),
+        )
+        arithmetic = self.sof in _ARITH_SOF
+        if arithmetic:
+            from .arith_decode import decode_scan_arith
+
+            for i in range(ns):
+                for needed, number in ((need_dc, dc_no[i]), (need_ac, ac_no[i])):
+                    if needed and number >= 16:
+                        raise self.error(f"arithmetic conditioning table 0x{number:02x} "
+                                         "was not defined")
+            decode_scan_arith(
+                buf, i64(pos), i64(kind), i64(ss), i64(se), i64(ah), i64(al), *geometry,
+                np.array(dc_no, dtype=np.int64), np.array(ac_no, dtype=np.int64),
+                np.array(self.arith_dc_l, dtype=np.int64),
+                np.array(self.arith_dc_u, dtype=np.int64),
+                np.array(self.arith_ac_k, dtype=np.int64),
+                hd.NATURAL_ORDER_EXT, self.coefs, not self.lenient, stats,
+            )
+        else:
+            self.huffman_scan(hd, buf, pos, kind, ss, se, ah, al, geometry, ns, dc_no, ac_no,
+                              need_dc, need_ac, stats)
+        return self.scan_outcome(hd, stats, arithmetic)
+
+    def huffman_scan(self, hd: Any, buf: np.ndarray, pos: int, kind: int, ss: int, se: int,
+                     ah: int, al: int, geometry: tuple[Any, ...], ns: int, dc_no: list[int],
+                     ac_no: list[int], need_dc: bool, need_ac: bool, stats: np.ndarray) -> None:
         # tables: index 0..ns-1 DC, ns..2ns-1 AC (duplicates are cheap)
         tabs = []
         for i in range(ns):
@@ -688,20 +748,15 @@ class _Reader:
         valoffset = np.stack([t[2] for t in tabs])
         huffval = np.stack([t[3] for t in tabs])
         i64 = np.int64
-        stats = np.zeros(hd.NUM_STATS, dtype=np.int64)
-        stats[hd.ST_DISCARDED] = self.discarded
-        stats[hd.ST_LAST_GOOD_ROW] = self.last_good_row
-        buf = np.frombuffer(self.data, dtype=np.uint8)
         hd.decode_scan(
-            buf, i64(pos), i64(kind), i64(ss), i64(se), i64(ah), i64(al),
-            i64(self.restart_interval), i64(mcus_per_row), i64(mcu_rows), i64(imcu_div),
-            np.array([c.offset for c in comps], dtype=np.int64),
-            np.array([c.bx for c in comps], dtype=np.int64),
-            np.array(hs, dtype=np.int64), np.array(vs, dtype=np.int64),
+            buf, i64(pos), i64(kind), i64(ss), i64(se), i64(ah), i64(al), *geometry,
             np.arange(ns, dtype=np.int64), np.arange(ns, 2 * ns, dtype=np.int64),
             lookup, maxcode, valoffset, huffval, hd.NATURAL_ORDER_EXT, self.coefs,
             not self.lenient, stats,
         )
+
+    def scan_outcome(self, hd: Any, stats: np.ndarray, arithmetic: bool) -> tuple[int, int]:
+        """Warnings and errors of a decoded scan; the position and pending marker after it."""
         self.discarded = int(stats[hd.ST_DISCARDED])
         self.last_good_row = int(stats[hd.ST_LAST_GOOD_ROW])
         if stats[hd.ST_DC_OVERFLOW]:
@@ -715,7 +770,7 @@ class _Reader:
             self.corrupt(f"found marker 0x{int(stats[hd.ST_RESYNC_MARKER]):02x} instead of "
                          "the expected RST marker")
         if stats[hd.ST_BAD_CODE]:
-            self.corrupt("bad Huffman code")
+            self.corrupt("bad arithmetic code" if arithmetic else "bad Huffman code")
         if stats[hd.ST_HIT_MARKER]:
             self.corrupt("premature end of data segment (entropy-coded data ends early)")
         marker = int(stats[hd.ST_MARKER])
@@ -852,7 +907,8 @@ def read_coefficients(data: Any, *, lenient: bool = False,
 
 def _smoothed(reader: _Reader, coefficients: Coefficients) -> Coefficients:
     """Apply libjpeg's block smoothing when the progressive data is incomplete."""
-    if reader.sof != 0xC2 or reader.coef_bits is None or reader.prev_coef_bits is None:
+    if (reader.sof not in _PROGRESSIVE_SOF or reader.coef_bits is None
+            or reader.prev_coef_bits is None):
         return coefficients
     from dataclasses import replace
 

@@ -113,11 +113,12 @@ def test_text_output() -> None:
 
 
 def test_unsupported_files_are_described() -> None:
-    arith, cmyk, rgb = info_json(DATA / "generated/gen_arith.jpg",
-                                 DATA / "jpeg-decoder/reftest/images/mozilla/jpg-cmyk-1.jpg",
-                                 DATA / "go/video-001.rgb.jpeg")
-    assert not arith["supported"] and "arithmetic" in arith["unsupported_reason"]
-    assert arith["process"] == "extended sequential, arithmetic-coded"
+    arith, hier, cmyk, rgb = info_json(
+        DATA / "generated/gen_arith.jpg", DATA / "generated/thor_hierarchical_y2.jpg",
+        DATA / "jpeg-decoder/reftest/images/mozilla/jpg-cmyk-1.jpg", DATA / "go/video-001.rgb.jpeg")
+    assert arith["supported"] and arith["process"] == "extended sequential, arithmetic-coded"
+    assert arith["huffman_tables"] == []
+    assert "hierarchical JPEG" in hier["error"]  # DHP marker: not walked further
     assert not cmyk["supported"] and cmyk["color"] in ("cmyk", "ycck")
     assert rgb["supported"] and rgb["color"] == "rgb"
 
