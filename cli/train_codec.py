@@ -153,19 +153,25 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
 
         if mnist:  # score the original 28x28 digits, not the padding
             held_out = [im[2:30, 2:30] for im in held_out]
-        click.echo("level  lambda    bpp     PSNR(dB)", err=quiet)
+        from jpegtorch.formats.container import unpack
+
+        click.echo(f"rate-distortion on {len(held_out)} held-out images "
+                   "(bpp: whole .jtc file / entropy-coded streams only)", err=quiet)
+        click.echo("level  lambda    bpp(file)  bpp(streams)  PSNR(dB)", err=quiet)
         for level, lam in enumerate(config.lambdas, start=1):
-            bits = pixels = 0
+            bits = stream_bits = pixels = 0
             sq = 0.0
             for im in held_out:
                 chw = torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)
                 blob = encode_image(chw, level, model=output, device=device)
                 back = decode_image(blob, model=output)
                 bits += 8 * len(blob)
+                stream_bits += 8 * sum(len(st.data) for st in unpack(blob).streams)
                 pixels += chw.shape[1] * chw.shape[2]
                 sq += float(((back.double() - chw.double()) ** 2).mean())
             mse = sq / len(held_out)
             psnr = 10 * np.log10(255.0**2 / max(mse, 1e-12))
-            click.echo(f"{level:5d}  {lam:<8g}  {bits / pixels:6.3f}  {psnr:8.2f}")
+            click.echo(f"{level:5d}  {lam:<8g}  {bits / pixels:9.3f}  {stream_bits / pixels:12.3f}"
+                       f"  {psnr:8.2f}")
     elif n_eval == 0 and mnist:
         warn("no held-out images: no rate-distortion table", quiet=quiet)
