@@ -33,14 +33,17 @@ DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 JPEG_MAGIC = b"\xff\xd8"
 CONTAINER_MODULE = "jpegtorch.formats.container"
+LEARNED_DECODER = ("jpegtorch.learned.codec", "decode_image")
 
 
 def container_decoder(data: bytes) -> Callable[..., Any] | None:
-    """The learned-codec container's decoder if ``data`` starts with its magic.
+    """The learned-codec (.jtc) decoder if ``data`` starts with the container's magic.
 
-    The hook for the .jtc container: ``jpegtorch.formats.container`` (when it
-    exists) exposes ``MAGIC`` (bytes) and ``decode(data: bytes) -> Tensor``
-    (uint8 ``[C, H, W]``; ``decode_container`` is accepted too).
+    The hook for the .jtc container: ``jpegtorch.formats.container`` exposes
+    ``MAGIC`` (bytes); the pixel decoder is its ``decode`` (or
+    ``decode_container``) if it has one, else
+    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes
+    (and ``model=`` for other weights) and returns uint8 ``[C, H, W]``.
     """
     try:
         module = importlib.import_module(CONTAINER_MODULE)
@@ -49,10 +52,27 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     magic = getattr(module, "MAGIC", None)
     if not magic or not data.startswith(magic):
         return None
-    return getattr(module, "decode", None) or getattr(module, "decode_container", None)
+    decoder = getattr(module, "decode", None) or getattr(module, "decode_container", None)
+    if decoder is None:
+        try:
+            decoder = getattr(importlib.import_module(LEARNED_DECODER[0]), LEARNED_DECODER[1])
+        except (ImportError, AttributeError):
+            raise CliError("a .jtc file, but this build has no learned-codec decoder") from None
+    return decoder
 
 
-def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None) -> Any:
+def _container_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a .jtc header, if the container module can tell."""
+    try:
+        module = importlib.import_module(CONTAINER_MODULE)
+        box = module.unpack(data)
+        return int(box.width), int(box.height)
+    except Exception:  # the decoder reports a damaged file properly
+        return None
+
+
+def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
+                 model: str | None = None) -> Any:
     """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg
@@ -60,7 +80,11 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None) -> Any:
         return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
     decoder = container_decoder(data)
     if decoder is not None:
-        return decoder(data)
+        size = _container_size(data)
+        if size and max_pixels and size[0] * size[1] > max_pixels:
+            raise CliError(f"image size {size[0]}x{size[1]} ({size[0] * size[1]} pixels) "
+                           f"exceeds the limit of {max_pixels} pixels (--max-pixels)")
+        return decoder(data, model=model) if model else decoder(data)
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")
@@ -102,18 +126,23 @@ def output_format(path: str, fmt: str | None) -> str:
 @click.option("--lenient", is_flag=True,
               help="Decode corrupt or truncated files as libjpeg does (missing data becomes "
                    "grey), with a warning, instead of failing.")
+@click.option("--model", metavar="FILE",
+              help="Learned-codec weights for .jtc files (default: the shipped model); "
+                   "ignored for JPEG files.")
 @click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
-    """Decode JPEG files to PNG (or any format Pillow writes).
+           model: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
+           debug: bool) -> None:
+    """Decode JPEG (and .jtc) files to PNG (or any format Pillow writes).
 
     The pixels are exactly libjpeg-turbo's (Pillow's, default settings).
-    Baseline, extended and progressive Huffman JPEGs, gray or colour, any
-    sampling. Files are recognised by their content, not their extension.
+    Baseline, extended and progressive JPEGs (Huffman or arithmetic coded),
+    gray or colour, any sampling. Files are recognised by their content, not
+    their extension: .jtc files of the learned codec are decoded too.
     A corrupt file fails (exit status 1, no output) unless --lenient.
 
     \b
@@ -143,7 +172,8 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
         data = read_input(src)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None)
+            image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
+                                 model=model)
         for item in caught:
             warn(f"{name}: {item.message}", quiet=quiet)
         array = image.permute(1, 2, 0).contiguous().numpy()

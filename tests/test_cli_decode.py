@@ -147,3 +147,28 @@ def test_help_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_jtc_files_go_to_the_learned_decoder(tmp_path: Path, monkeypatch) -> None:
+    container = pytest.importorskip("jpegtorch.formats.container")
+    codec = pytest.importorskip("jpegtorch.learned.codec")
+    calls = []
+
+    def fake_decode(data: bytes, *, model=None, device=None):
+        calls.append(model)
+        if data.endswith(b"bad"):
+            from jpegtorch import JPEGError
+
+            raise JPEGError("corrupt .jtc header (CRC32 mismatch)")
+        return torch.full((1, 6, 7), 99, dtype=torch.uint8)
+
+    monkeypatch.setattr(codec, "decode_image", fake_decode)
+    src = tmp_path / "image.bin"
+    src.write_bytes(container.MAGIC + b"\x01payload")
+    assert run(str(src), "-o", str(tmp_path / "a.png"), "--model", "w.pt").exit_code == 0
+    assert np.asarray(Image.open(tmp_path / "a.png")).shape == (6, 7)
+    assert calls == ["w.pt"]
+    src.write_bytes(container.MAGIC + b"\x01bad")
+    result = run(str(src), "-o", str(tmp_path / "b.png"))
+    assert result.exit_code == 1 and "corrupt .jtc header" in result.output
+    assert run(str(GOOD), "-o", str(tmp_path / "c.png"), "--model", "w.pt").exit_code == 0
