@@ -74,7 +74,9 @@ class _FloorDiv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        return grad / ctx.divisor, None, None
+        if ctx.divisor == 1:
+            return grad, None, None
+        return grad * (1.0 / ctx.divisor), None, None
 
 
 class _StraightClamp(torch.autograd.Function):

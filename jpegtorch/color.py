@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._arith import clamp, combine, descale, is_exact
+from ._arith import combine, is_exact
 
 SCALEBITS = 16
 ONE = 1 << SCALEBITS
@@ -68,6 +68,103 @@ def fixed_point(matrix: Tensor, mode: str) -> Tensor:
     return combine(exact, scaled, mode)
 
 
+# rounding constants: Y gets +2**15; Cb/Cr get (128 << 16) + 2**15 - 1 (jccolor.c)
+_FORWARD_BIAS = (float(ONE_HALF), 128.0 * ONE + ONE_HALF - 1, 128.0 * ONE + ONE_HALF - 1)
+
+
+def _weighted_planes(planes: list[Tensor], fixed: list[list[float]], bias: list[float],
+                     out: Tensor, exact: bool) -> Tensor:
+    """``out[:, o] = (sum_k fixed[o][k] * planes[k] + bias[o]) / 65536`` (floored
+    when ``exact``: libjpeg's ``>> 16``), computed in place with element-wise ops:
+    no temporaries, and no matmul, so TF32 settings can never make the integer
+    sums inexact."""
+    inv = 1.0 / ONE
+    for o in range(out.shape[1]):
+        view = out[:, o]
+        torch.mul(planes[0], fixed[o][0], out=view)
+        for k in range(1, len(planes)):
+            view.add_(planes[k], alpha=fixed[o][k])
+        if bias[o]:
+            view.add_(bias[o])
+        view.mul_(inv)
+        if exact:
+            view.floor_()
+    return out
+
+
+def _empty_planes(like: Tensor, channels: int) -> Tensor:
+    n, _, h, w = like.shape
+    return torch.empty((n, channels, h, w), dtype=like.dtype, device=like.device)
+
+
+def _forward_exact(rgb: Tensor, fixed: Tensor) -> Tensor:
+    return _weighted_planes(list(rgb.unbind(1)), fixed.tolist(), list(_FORWARD_BIAS),
+                            _empty_planes(rgb, 3), True)
+
+
+def _inverse_exact(ycc: Tensor, fixed: Tensor) -> Tensor:
+    y, cb, cr = ycc.unbind(1)
+    out = _weighted_planes([cb - 128.0, cr - 128.0], fixed.tolist(), [float(ONE_HALF)] * 3,
+                           _empty_planes(ycc, 3), True)
+    return out.add_(y[:, None]).clamp_(0.0, 255.0)
+
+
+def _exact_in_float32(fixed: Tensor, max_input: float, bias: tuple[float, ...]) -> bool:
+    """Whether every partial sum of ``fixed @ x + bias`` (|x| <= max_input) stays
+    below 2**24, so that float32 computes it exactly."""
+    f = fixed.detach().double()
+    positive = f.clamp(min=0).sum(1) * max_input + torch.tensor(bias, dtype=torch.float64,
+                                                                  device=f.device)
+    negative = f.clamp(max=0).sum(1).abs() * max_input
+    return bool(torch.maximum(positive, negative).max() < 2**24)
+
+
+class _StraightForwardColor(torch.autograd.Function):
+    """Exact RGB->YCbCr forward; the real-valued matrix's gradient backward."""
+
+    @staticmethod
+    def forward(ctx, rgb: Tensor, fixed: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(rgb if ctx.needs_input_grad[1] else None, fixed)
+        return _forward_exact(rgb, fixed.detach())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        rgb, fixed = ctx.saved_tensors
+        grad_rgb = None
+        if ctx.needs_input_grad[0]:  # the transposed matrix, applied plane by plane
+            grad_rgb = _weighted_planes(list(grad.unbind(1)), fixed.T.tolist(), [0.0] * 3,
+                                        _empty_planes(grad, 3), False)
+        grad_fixed = None
+        if ctx.needs_input_grad[1]:
+            grad_fixed = (torch.einsum("nohw,nkhw->ok", grad, rgb.to(grad.dtype)) / ONE).to(
+                fixed.dtype)
+        return grad_rgb, grad_fixed
+
+
+class _StraightInverseColor(torch.autograd.Function):
+    """Exact YCbCr->RGB (with clamp) forward; the real-valued map's gradient
+    (straight through the clamp) backward."""
+
+    @staticmethod
+    def forward(ctx, ycc: Tensor, fixed: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(ycc if ctx.needs_input_grad[1] else None, fixed)
+        return _inverse_exact(ycc, fixed.detach())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        ycc, fixed = ctx.saved_tensors
+        grad_ycc = None
+        if ctx.needs_input_grad[0]:  # Y: weight 1 into every channel; Cb, Cr: the matrix
+            weights = [[float(ONE)] * 3, *fixed.T.tolist()]
+            grad_ycc = _weighted_planes(list(grad.unbind(1)), weights, [0.0] * 3,
+                                        _empty_planes(grad, 3), False)
+        grad_fixed = None
+        if ctx.needs_input_grad[1]:
+            chroma = ycc[:, 1:].to(grad.dtype) - 128.0
+            grad_fixed = (torch.einsum("nohw,nkhw->ok", grad, chroma) / ONE).to(fixed.dtype)
+        return grad_ycc, grad_fixed
+
+
 def rgb_to_ycbcr(rgb: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor:
     """RGB -> YCbCr as libjpeg's jccolor.c does it.
 
@@ -79,28 +176,20 @@ def rgb_to_ycbcr(rgb: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor
     Returns:
         ``[N, 3, H, W]`` Y, Cb, Cr samples 0..255 in ``rgb``'s dtype.
     """
-    dtype = rgb.dtype
     if matrix is None:
         matrix = default_forward_matrix(rgb.device)
-    elif is_exact(mode):
-        dtype = torch.float64  # learned constants: keep every sum exact
-    fixed = fixed_point(matrix, mode).to(dtype)  # [3, 3] times 65536
-    channels = rgb.to(dtype).unbind(1)
-    # Y gets +2**15; Cb/Cr get (128 << 16) + 2**15 - 1, as libjpeg's tables do
-    biases = (float(ONE_HALF), 128.0 * ONE + ONE_HALF - 1, 128.0 * ONE + ONE_HALF - 1)
-    out = [descale(_weighted_sum(fixed[o], channels), SCALEBITS, mode, bias=biases[o])
-           if is_exact(mode) else _weighted_sum(fixed[o], channels) / ONE + (128.0 if o else 0.0)
-           for o in range(3)]
-    return torch.stack(out, dim=1).to(rgb.dtype)
-
-
-def _weighted_sum(weights: Tensor, channels: tuple[Tensor, ...]) -> Tensor:
-    """``sum_k weights[k] * channels[k]`` with element-wise ops (no matmul, so
-    TF32 settings can never make the integer sums inexact)."""
-    total = channels[0] * weights[0]
-    for k in range(1, len(channels)):
-        total = total + channels[k] * weights[k]
-    return total
+    fixed = fixed_point(matrix, mode)  # [3, 3] times 65536, float64
+    if is_exact(mode):
+        # JFIF's constants keep every sum below 2**24 (exact in float32);
+        # learned ones may not, so they compute in float64
+        exact32 = rgb.dtype != torch.float64 and _exact_in_float32(fixed, 255.0, _FORWARD_BIAS)
+        work = rgb if exact32 else rgb.double()
+        if mode == "hard":
+            return _forward_exact(work, fixed.detach()).to(rgb.dtype)
+        return _StraightForwardColor.apply(work, fixed).to(rgb.dtype)
+    weights = (fixed / ONE).to(rgb.dtype)
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=rgb.dtype, device=rgb.device)
+    return torch.einsum("ok,nkhw->nohw", weights, rgb) + offset.view(1, 3, 1, 1)
 
 
 def ycbcr_to_rgb(ycc: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor:
@@ -113,14 +202,16 @@ def ycbcr_to_rgb(ycc: Tensor, mode: str, matrix: Tensor | None = None) -> Tensor
     Returns:
         ``[N, 3, H, W]`` RGB samples clamped to 0..255.
     """
-    dtype = ycc.dtype
     if matrix is None:
         matrix = default_inverse_matrix(ycc.device)
-    elif is_exact(mode):
-        dtype = torch.float64
-    fixed = fixed_point(matrix, mode).to(dtype)  # [3, 2] times 65536
-    y, cb, cr = ycc.to(dtype).unbind(1)
-    chroma = (cb - 128.0, cr - 128.0)
-    out = [clamp(y + descale(_weighted_sum(fixed[o], chroma), SCALEBITS, mode, bias=ONE_HALF),
-                 0.0, 255.0, mode) for o in range(3)]
-    return torch.stack(out, dim=1).to(ycc.dtype)
+    fixed = fixed_point(matrix, mode)  # [3, 2] times 65536, float64
+    if is_exact(mode):
+        exact32 = ycc.dtype != torch.float64 and _exact_in_float32(fixed, 128.0, (ONE_HALF,) * 3)
+        work = ycc if exact32 else ycc.double()
+        if mode == "hard":
+            return _inverse_exact(work, fixed.detach()).to(ycc.dtype)
+        return _StraightInverseColor.apply(work, fixed).to(ycc.dtype)
+    weights = (fixed / ONE).to(ycc.dtype)
+    chroma = ycc[:, 1:] - 128.0
+    rgb = ycc[:, :1] + torch.einsum("ok,nkhw->nohw", weights, chroma)
+    return rgb.clamp(0.0, 255.0)

@@ -16,8 +16,6 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from ._arith import _floor_div
-
 CONST_BITS = 13
 PASS1_BITS = 2
 
@@ -141,23 +139,25 @@ def _contiguous64(x: Tensor) -> Tensor:
     return x.to(torch.float64, memory_format=torch.contiguous_format)
 
 
+def _descale_(v: Tensor, shift: int) -> Tensor:
+    """In-place DESCALE of a temporary: ``floor((v + 2**(shift-1)) / 2**shift)``."""
+    return v.add_(float(1 << (shift - 1))).mul_(1.0 / (1 << shift)).floor_()
+
+
 def _fdct_exact(blocks: Tensor) -> Tensor:
     f1, f2, _, _ = _matrices(blocks.device)
-    rows = _floor_div(_contiguous64(blocks) @ f1.T, 1 << FDCT_SHIFT1, 1 << (FDCT_SHIFT1 - 1))
+    rows = _descale_(_contiguous64(blocks) @ f1.T, FDCT_SHIFT1)
     # pass 2 as a plain matrix product on the transposed blocks: K^T = R^T F2^T
-    coef_t = _floor_div(rows.transpose(-1, -2).contiguous() @ f2.T, 1 << FDCT_SHIFT2,
-                        1 << (FDCT_SHIFT2 - 1))
+    coef_t = _descale_(rows.transpose(-1, -2).contiguous() @ f2.T, FDCT_SHIFT2)
     return coef_t.to(blocks.dtype).transpose(-1, -2)
 
 
 def _idct_exact(coefficients: Tensor) -> Tensor:
     _, _, i1, i2 = _matrices(coefficients.device)
     # pass 1 along columns on the transposed blocks: W^T = C^T I1^T
-    cols_t = _floor_div(_contiguous64(coefficients.transpose(-1, -2)) @ i1.T,
-                        1 << IDCT_SHIFT1, 1 << (IDCT_SHIFT1 - 1))
-    out = _floor_div(cols_t.transpose(-1, -2).contiguous() @ i2.T, 1 << IDCT_SHIFT2,
-                     1 << (IDCT_SHIFT2 - 1))
-    return _range_limit(out).to(coefficients.dtype)
+    cols_t = _descale_(_contiguous64(coefficients.transpose(-1, -2)) @ i1.T, IDCT_SHIFT1)
+    out = _descale_(cols_t.transpose(-1, -2).contiguous() @ i2.T, IDCT_SHIFT2)
+    return _range_limit(out, inplace=True).to(coefficients.dtype)
 
 
 def _surrogates(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
@@ -234,12 +234,13 @@ def idct(coefficients: Tensor, mode: str) -> Tensor:
     return ((s3 @ coefficients) @ s4.T + 128.0).clamp(0.0, 255.0)
 
 
-def _range_limit(samples: Tensor) -> Tensor:
+def _range_limit(samples: Tensor, inplace: bool = False) -> Tensor:
     """libjpeg's post-IDCT range limit: ``clamp(wrap10(x) + 128, 0, 255)``.
 
     libjpeg indexes its range-limit table with ``x & 1023``: values wrap modulo
     1024 before clamping (only corrupt data gets that far).
     """
-    if bool((samples.abs() < 512).all()):  # no wrap-around possible: a plain clamp
-        return (samples + 128.0).clamp_(0.0, 255.0)
+    lo, hi = torch.aminmax(samples)
+    if bool(lo >= -512) and bool(hi < 512):  # no wrap-around possible: a plain clamp
+        return (samples.add_(128.0) if inplace else samples + 128.0).clamp_(0.0, 255.0)
     return torch.remainder(samples + 512.0, 1024.0).sub_(384.0).clamp_(0.0, 255.0)

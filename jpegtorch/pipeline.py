@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._arith import check_mode, clamp, floor_div, is_exact, work_dtype
+from ._arith import check_mode, work_dtype
 from .blocks import add_dummy_blocks, blockify, ceil_div, replicate_pad, unblockify
 from .coefficients import Coefficients
 from .color import rgb_to_ycbcr, ycbcr_to_rgb
@@ -40,10 +40,27 @@ def _to_pixels(image: Tensor, mode: str, dtype: torch.dtype) -> Tensor:
     """Image -> samples 0..255 in ``dtype`` (rounded to 8 bits in the exact modes)."""
     if image.dtype == torch.uint8:
         return image.to(dtype)
-    scaled = image.to(dtype) * 255.0
-    if is_exact(mode):
-        return clamp(floor_div(scaled, 1, 0.5, mode), 0.0, 255.0, mode)
-    return scaled.clamp(0.0, 255.0)
+    if mode == "hard":
+        return _quantize_pixels(image.to(dtype))
+    if mode == "ste":
+        return _StraightPixels.apply(image.to(dtype))
+    return (image.to(dtype) * 255.0).clamp(0.0, 255.0)
+
+
+def _quantize_pixels(x: Tensor) -> Tensor:
+    return (x * 255.0).add_(0.5).floor_().clamp_(0.0, 255.0)
+
+
+class _StraightPixels(torch.autograd.Function):
+    """``clamp(floor(255 x + 0.5), 0, 255)`` forward, ``255 x`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        return _quantize_pixels(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad * 255.0
 
 
 def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4:2:0",
@@ -181,7 +198,7 @@ def _decode(coefficients: Coefficients, mode: str, color_matrix: Tensor | None) 
         pixels = ycbcr_to_rgb(pixels, mode, color_matrix)
     if integer_io:
         return pixels.round().to(torch.uint8)
-    return (pixels / 255.0).to(first.dtype)
+    return (pixels * (1.0 / 255.0)).to(first.dtype)
 
 
 def _crop(plane: Tensor, height: int, width: int) -> Tensor:
