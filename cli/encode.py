@@ -111,7 +111,8 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
               help="Restart marker every N MCUs (0 = none).")
 @click.option("--tables", metavar="FILE|PRESET",
               help="Base quantization tables: a cjpeg -qtables file or a preset name "
-                   "(annex-k, or jpegtorch/presets/NAME.txt).")
+                   "(annex-k, or jpegtorch/presets/NAME.txt); scaled by -q as libjpeg "
+                   "does (-q 50 = as given).")
 @click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
