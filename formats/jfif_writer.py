@@ -44,13 +44,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's C_MAX_BLOCKS_IN_MCU (T.81 B.2.3)
-_MAX_AC_BITS = 10  # 8-bit data: |AC| < 2**10
-_MAX_DC_BITS = 11  # DC differences: |diff| < 2**11
 
 _ZIGZAG = np.array(ZIGZAG, dtype=np.int64)
 
-# Kernel error codes.
-_OK, _BAD_DC, _BAD_AC, _NO_CODE = 0, 1, 2, 3
+# Kernel error codes (the kernel returns them as literals): 8-bit baseline data
+# allows |DC difference| < 2**11 and |AC| < 2**10, as libjpeg checks.
+_BAD_DC, _BAD_AC, _NO_CODE = 1, 2, 3
 
 # Bit length of magnitudes 0..4095 (the JPEG "category", SSSS).
 _NBITS = np.array([int(m).bit_length() for m in range(4096)], dtype=np.uint8)
