@@ -53,6 +53,11 @@ DEFAULT_MAX_PIXELS = 89_478_485
 
 JPEG_MAX_DIMENSION = 65500  # libjpeg's limit
 MAX_BLOCKS_IN_MCU = 10  # T.81 B.2.3, libjpeg's D_MAX_BLOCKS_IN_MCU
+MAX_SCANS = 1000
+"""Refuse files with more scans: every scan revisits the whole image, so a small
+file of many empty scans could otherwise keep the decoder busy for hours
+(libjpeg-turbo's tools offer the same guard, ``-maxscans``). Real progressive
+files have about 10; the most a sane encoder writes is a few hundred."""
 
 _ZIGZAG = np.array(ZIGZAG, dtype=np.int64)
 
@@ -559,6 +564,9 @@ class _Reader:
         """Parse an SOS header and decode (or skip) its entropy-coded data."""
         if self.sof is None:
             raise self.error("SOS marker before any SOF marker")
+        if len(self.scans) >= MAX_SCANS:
+            raise self.error(f"too many scans (more than {MAX_SCANS}; a corrupt or "
+                             "malicious file)")
         sos_offset = pos - 2
         payload, data_pos = self.segment(pos, SOS)
         ns = payload[0] if payload else 0

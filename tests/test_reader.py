@@ -486,3 +486,15 @@ def test_info_module_does_not_need_numba_or_torch() -> None:
 
 def test_module_exports() -> None:
     assert set(jfif_reader.__all__) >= {"decode_jpeg", "read_coefficients", "read_info"}
+
+
+def test_too_many_scans_are_refused_quickly() -> None:
+    """A small file of thousands of scans must not keep the decoder busy."""
+    data = (DATA / "generated/gen_progressive_gray.jpg").read_bytes()
+    sos = data.find(b"\xff\xda")
+    length = int.from_bytes(data[sos + 2: sos + 4], "big")
+    # a DC refinement scan with no data, repeated
+    refine = b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x10"
+    body = data[:sos + 2 + length] + b"\x00" * 8 + refine * 2000 + b"\xff\xd9"
+    with pytest.raises(JPEGError, match="too many scans"):
+        read_coefficients(body, lenient=True)
