@@ -56,7 +56,8 @@ class JPEG(nn.Module):
             tables.detach().to(torch.float32))
         self.log_tables: nn.Parameter | None = (
             nn.Parameter(base.clamp(min=1).log()) if learn_tables else None)
-        self._fixed_tables = None if (tables is None or learn_tables) else base
+        self.fixed_tables: Tensor | None
+        self.register_buffer("fixed_tables", None if (tables is None or learn_tables) else base)
         if learn_color:
             self.color_matrix: nn.Parameter | None = nn.Parameter(default_forward_matrix())
             self.inverse_color_matrix: nn.Parameter | None = nn.Parameter(
@@ -70,7 +71,7 @@ class JPEG(nn.Module):
         """The current base tables ``[2, 8, 8]`` (None = Annex K)."""
         if self.log_tables is not None:
             return self.log_tables.exp()
-        return self._fixed_tables
+        return self.fixed_tables
 
     def forward(self, image: Tensor, quality: float | Tensor | None = None) -> Tensor:
         q = self.quality if quality is None else quality
