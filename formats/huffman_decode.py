@@ -255,35 +255,246 @@ def read_restart_marker(data, pos, marker, next_rst, discarded, stats):  # pragm
 
 
 @njit(cache=True, nogil=True)
-def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
-                mcus_per_row, mcu_rows, imcu_div,
-                comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
-                lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
-                ):  # pragma: no cover - compiled
-    """Decode one scan into ``coefs``; return nothing, fill ``stats``.
+def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
+                       mcus_per_row, mcu_rows, imcu_div,
+                       comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+                       lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
+                       ):  # pragma: no cover - compiled
+    """Sequential (baseline / extended) scan: see :func:`decode_scan`."""
+    n_comp = comp_off.shape[0]
+    acc = np.int64(0)
+    nbits = np.int64(0)
+    marker = np.int64(0)
+    eof = np.int64(0)
+    insufficient = False
+    last_dc = np.zeros(4, dtype=np.int64)
+    restarts_to_go = restart_interval
+    next_rst = np.int64(0)
+    discarded = stats[ST_DISCARDED]
+    n_hit = np.int64(0)
+    n_bad = np.int64(0)
+    last_good = stats[ST_LAST_GOOD_ROW]
+    total = mcus_per_row * mcu_rows
+    done = np.int64(0)
+    for mcu in range(total):
+        mrow = mcu // mcus_per_row
+        mcol = mcu - mrow * mcus_per_row
+        if not insufficient:  # checked before the restart, as jdcoefct.c does
+            last_good = mrow // imcu_div
+        # ---- restart marker -------------------------------------------------
+        if restart_interval > 0:
+            if restarts_to_go == 0:
+                discarded += nbits // 8
+                nbits = 0
+                marker, pos, discarded, e = read_restart_marker(data, pos, marker, next_rst,
+                                                                discarded, stats)
+                eof |= e
+                next_rst = (next_rst + 1) & 7
+                for i in range(4):
+                    last_dc[i] = 0
+                restarts_to_go = restart_interval
+                if marker == 0:
+                    insufficient = False
+                if strict and (stats[ST_EXTRANEOUS] or stats[ST_RESYNC] or eof):
+                    break
+            restarts_to_go -= 1
+        if insufficient:  # out of data: leave the rest of the interval zero
+            done += 1
+            continue
+        # ---- one MCU --------------------------------------------------------
+        for ci in range(n_comp):
+            bx = comp_bx[ci]
+            hh = comp_h[ci]
+            vv = comp_v[ci]
+            dct = comp_dc[ci]
+            act = comp_ac[ci]
+            for yy in range(vv):
+                brow = mrow * vv + yy
+                for xx in range(hh):
+                    bcol = mcol * hh + xx
+                    base = comp_off[ci] + (brow * bx + bcol) * 64
+                    # ======== DC coefficient ========
+                    if nbits < 32:
+                        acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
+                        eof |= e
+                    if nbits >= 32:
+                        look = (acc >> (nbits - 9)) & 511
+                        ent = lookup[dct, look]
+                        if ent != 0:
+                            nbits -= ent >> 8
+                            s = np.int64(ent & 255)
+                        else:
+                            length = 10
+                            code = (acc >> (nbits - 10)) & 1023
+                            while length < 17 and code > maxcode[dct, length]:
+                                length += 1
+                                code = (acc >> (nbits - length)) & ((1 << length) - 1)
+                            nbits -= length
+                            if length > 16:
+                                n_bad += 1
+                                s = np.int64(0)
+                            else:
+                                s = np.int64(huffval[dct, code + valoffset[dct, length]])
+                        if s:
+                            r = (acc >> (nbits - s)) & ((1 << s) - 1)
+                            nbits -= s
+                            if r < (1 << (s - 1)):
+                                r += 1 - (1 << s)
+                            s = r
+                    else:
+                        # careful path: bit by bit with libjpeg's zero filling
+                        code = np.int64(0)
+                        length = 0
+                        while True:
+                            if nbits < 1:
+                                acc, nbits, pos, marker, e = _fill(
+                                    data, acc, nbits, pos, marker)
+                                eof |= e
+                                if nbits < 1:
+                                    if not insufficient:
+                                        insufficient = True
+                                        n_hit += 1
+                                    acc = acc << (57 - nbits)
+                                    nbits = 57
+                            nbits -= 1
+                            code = (code << 1) | ((acc >> nbits) & 1)
+                            length += 1
+                            if length >= 17 or code <= maxcode[dct, length]:
+                                break
+                        if length > 16:
+                            n_bad += 1
+                            s = np.int64(0)
+                        else:
+                            s = np.int64(huffval[dct, code + valoffset[dct, length]])
+                        if s:
+                            if nbits < s:
+                                acc, nbits, pos, marker, e = _fill(
+                                    data, acc, nbits, pos, marker)
+                                eof |= e
+                                if nbits < s:
+                                    if not insufficient:
+                                        insufficient = True
+                                        n_hit += 1
+                                    acc = acc << (57 - nbits)
+                                    nbits = 57
+                            r = (acc >> (nbits - s)) & ((1 << s) - 1)
+                            nbits -= s
+                            if r < (1 << (s - 1)):
+                                r += 1 - (1 << s)
+                            s = r
+                    v = last_dc[ci] + s
+                    v = ((v + 2147483648) & 0xFFFFFFFF) - 2147483648  # C int arithmetic
+                    last_dc[ci] = v
+                    coefs[base] = ((v + 32768) & 0xFFFF) - 32768  # JCOEF
+                    # ======== sequential AC coefficients ========
+                    k = 1
+                    while k < 64:
+                        if nbits < 32:
+                            acc, nbits, pos, marker, e = _fill(
+                                data, acc, nbits, pos, marker)
+                            eof |= e
+                        if nbits >= 32:
+                            look = (acc >> (nbits - 9)) & 511
+                            ent = lookup[act, look]
+                            if ent != 0:
+                                nbits -= ent >> 8
+                                sym = np.int64(ent & 255)
+                            else:
+                                length = 10
+                                code = (acc >> (nbits - 10)) & 1023
+                                while length < 17 and code > maxcode[act, length]:
+                                    length += 1
+                                    code = (acc >> (nbits - length)) & ((1 << length) - 1)
+                                nbits -= length
+                                if length > 16:
+                                    n_bad += 1
+                                    sym = np.int64(0)
+                                else:
+                                    sym = np.int64(
+                                        huffval[act, code + valoffset[act, length]])
+                            r = sym >> 4
+                            s = sym & 15
+                            if s:
+                                k += r
+                                v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                                nbits -= s
+                                if v < (1 << (s - 1)):
+                                    v += 1 - (1 << s)
+                                coefs[base + natural[k]] = v
+                            elif r == 15:
+                                k += 15
+                            else:
+                                break
+                            k += 1
+                            continue
+                        # careful path
+                        code = np.int64(0)
+                        length = 0
+                        while True:
+                            if nbits < 1:
+                                acc, nbits, pos, marker, e = _fill(
+                                    data, acc, nbits, pos, marker)
+                                eof |= e
+                                if nbits < 1:
+                                    if not insufficient:
+                                        insufficient = True
+                                        n_hit += 1
+                                    acc = acc << (57 - nbits)
+                                    nbits = 57
+                            nbits -= 1
+                            code = (code << 1) | ((acc >> nbits) & 1)
+                            length += 1
+                            if length >= 17 or code <= maxcode[act, length]:
+                                break
+                        if length > 16:
+                            n_bad += 1
+                            sym = np.int64(0)
+                        else:
+                            sym = np.int64(huffval[act, code + valoffset[act, length]])
+                        r = sym >> 4
+                        s = sym & 15
+                        if s:
+                            k += r
+                            if nbits < s:
+                                acc, nbits, pos, marker, e = _fill(
+                                    data, acc, nbits, pos, marker)
+                                eof |= e
+                                if nbits < s:
+                                    if not insufficient:
+                                        insufficient = True
+                                        n_hit += 1
+                                    acc = acc << (57 - nbits)
+                                    nbits = 57
+                            v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                            nbits -= s
+                            if v < (1 << (s - 1)):
+                                v += 1 - (1 << s)
+                            coefs[base + natural[k]] = v
+                        elif r == 15:
+                            k += 15
+                        else:
+                            break
+                        k += 1
+        done += 1
+        if (strict and (n_hit or n_bad or stats[ST_EXTRANEOUS] or stats[ST_RESYNC])):
+            break
+    stats[ST_POS] = pos
+    stats[ST_MARKER] = marker
+    stats[ST_EOF] = eof
+    stats[ST_HIT_MARKER] = n_hit
+    stats[ST_BAD_CODE] = n_bad
+    stats[ST_DISCARDED] = discarded
+    stats[ST_LAST_GOOD_ROW] = last_good
+    stats[ST_MCUS_DONE] = done
 
-    Args:
-        data: uint8 ``[n]``: the whole file.
-        pos: offset of the first entropy-coded byte (just after the SOS header).
-        kind: SEQUENTIAL, DC_FIRST, DC_REFINE, AC_FIRST or AC_REFINE.
-        ss, se, ah, al: spectral selection and successive approximation.
-        restart_interval: MCUs per restart interval (0 = none).
-        mcus_per_row, mcu_rows: MCU grid of the scan (blocks for a
-            non-interleaved scan).
-        imcu_div: MCU rows per iMCU row (v factor for a non-interleaved scan,
-            else 1): for libjpeg's ``last_good_iMCU_row``.
-        comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac: int64 ``[S]`` per
-            component of the scan: offset of its blocks in ``coefs``, blocks
-            per row, MCU width/height in blocks (1, 1 if non-interleaved), DC
-            and AC table index into the table arrays.
-        lookup, maxcode, valoffset, huffval: int32 ``[T, 512]``, ``[T, 18]``,
-            ``[T, 18]``, ``[T, 256]`` tables from :func:`derive_table`.
-        natural: int64 ``[80]``: :data:`NATURAL_ORDER_EXT`.
-        coefs: int32, flat: blocks of 64 natural-order coefficients,
-            pre-zeroed (or holding earlier scans' values).
-        strict: stop at the first corrupt-data warning.
-        stats: int64 ``[NUM_STATS]`` output.
-    """
+
+@njit(cache=True, nogil=True)
+def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
+                        mcus_per_row, mcu_rows, imcu_div,
+                        comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+                        lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
+                        ):  # pragma: no cover - compiled
+    """Progressive scan (DC/AC, first/refinement): see :func:`decode_scan`."""
     n_comp = comp_off.shape[0]
     acc = np.int64(0)
     nbits = np.int64(0)
@@ -342,8 +553,8 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
                 for xx in range(hh):
                     bcol = mcol * hh + xx
                     base = comp_off[ci] + (brow * bx + bcol) * 64
-                    # ======== DC coefficient (sequential or DC first) ========
-                    if kind == SEQUENTIAL or kind == DC_FIRST:
+                    # ======== DC first ========
+                    if kind == DC_FIRST:
                         if nbits < 32:
                             acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
                             eof |= e
@@ -412,18 +623,13 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
                                 if r < (1 << (s - 1)):
                                     r += 1 - (1 << s)
                                 s = r
-                        if kind == SEQUENTIAL:
-                            v = last_dc[ci] + s
-                            v = ((v + 2147483648) & 0xFFFFFFFF) - 2147483648  # C int
-                            last_dc[ci] = v
-                        else:
-                            v = last_dc[ci] + s
-                            if v > 2147483647 or v < -2147483648:
-                                dc_overflow = 1
-                                stop = True
-                                break
-                            last_dc[ci] = v
-                            v = v << al
+                        v = last_dc[ci] + s
+                        if v > 2147483647 or v < -2147483648:
+                            dc_overflow = 1  # libjpeg: fatal JERR_BAD_DCT_COEF
+                            stop = True
+                            break
+                        last_dc[ci] = v
+                        v = v << al
                         coefs[base] = ((v + 32768) & 0xFFFF) - 32768  # JCOEF
                     # ======== DC refinement ========
                     elif kind == DC_REFINE:
@@ -676,96 +882,6 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
                                             coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
                                 k += 1
                             eobrun -= 1
-                    # ======== sequential AC coefficients ========
-                    if kind == SEQUENTIAL:
-                        k = 1
-                        while k < 64:
-                            if nbits < 32:
-                                acc, nbits, pos, marker, e = _fill(
-                                    data, acc, nbits, pos, marker)
-                                eof |= e
-                            if nbits >= 32:
-                                look = (acc >> (nbits - 9)) & 511
-                                ent = lookup[act, look]
-                                if ent != 0:
-                                    nbits -= ent >> 8
-                                    sym = np.int64(ent & 255)
-                                else:
-                                    length = 10
-                                    code = (acc >> (nbits - 10)) & 1023
-                                    while length < 17 and code > maxcode[act, length]:
-                                        length += 1
-                                        code = (acc >> (nbits - length)) & ((1 << length) - 1)
-                                    nbits -= length
-                                    if length > 16:
-                                        n_bad += 1
-                                        sym = np.int64(0)
-                                    else:
-                                        sym = np.int64(
-                                            huffval[act, code + valoffset[act, length]])
-                                r = sym >> 4
-                                s = sym & 15
-                                if s:
-                                    k += r
-                                    v = (acc >> (nbits - s)) & ((1 << s) - 1)
-                                    nbits -= s
-                                    if v < (1 << (s - 1)):
-                                        v += 1 - (1 << s)
-                                    coefs[base + natural[k]] = v
-                                elif r == 15:
-                                    k += 15
-                                else:
-                                    break
-                                k += 1
-                                continue
-                            # careful path
-                            code = np.int64(0)
-                            length = 0
-                            while True:
-                                if nbits < 1:
-                                    acc, nbits, pos, marker, e = _fill(
-                                        data, acc, nbits, pos, marker)
-                                    eof |= e
-                                    if nbits < 1:
-                                        if not insufficient:
-                                            insufficient = True
-                                            n_hit += 1
-                                        acc = acc << (57 - nbits)
-                                        nbits = 57
-                                nbits -= 1
-                                code = (code << 1) | ((acc >> nbits) & 1)
-                                length += 1
-                                if length >= 17 or code <= maxcode[act, length]:
-                                    break
-                            if length > 16:
-                                n_bad += 1
-                                sym = np.int64(0)
-                            else:
-                                sym = np.int64(huffval[act, code + valoffset[act, length]])
-                            r = sym >> 4
-                            s = sym & 15
-                            if s:
-                                k += r
-                                if nbits < s:
-                                    acc, nbits, pos, marker, e = _fill(
-                                        data, acc, nbits, pos, marker)
-                                    eof |= e
-                                    if nbits < s:
-                                        if not insufficient:
-                                            insufficient = True
-                                            n_hit += 1
-                                        acc = acc << (57 - nbits)
-                                        nbits = 57
-                                v = (acc >> (nbits - s)) & ((1 << s) - 1)
-                                nbits -= s
-                                if v < (1 << (s - 1)):
-                                    v += 1 - (1 << s)
-                                coefs[base + natural[k]] = v
-                            elif r == 15:
-                                k += 15
-                            else:
-                                break
-                            k += 1
                 if stop:
                     break
             if stop:
@@ -782,3 +898,40 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
     stats[ST_LAST_GOOD_ROW] = last_good
     stats[ST_DC_OVERFLOW] = dc_overflow
     stats[ST_MCUS_DONE] = done
+
+
+def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
+                mcus_per_row, mcu_rows, imcu_div,
+                comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+                lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
+                ) -> None:
+    """Decode one scan into ``coefs``; return nothing, fill ``stats``.
+
+    Two compiled kernels (sequential, progressive), each compiled on first use.
+
+    Args:
+        data: uint8 ``[n]``: the whole file.
+        pos: offset of the first entropy-coded byte (just after the SOS header).
+        kind: SEQUENTIAL, DC_FIRST, DC_REFINE, AC_FIRST or AC_REFINE.
+        ss, se, ah, al: spectral selection and successive approximation.
+        restart_interval: MCUs per restart interval (0 = none).
+        mcus_per_row, mcu_rows: MCU grid of the scan (blocks for a
+            non-interleaved scan).
+        imcu_div: MCU rows per iMCU row (v factor for a non-interleaved scan,
+            else 1): for libjpeg's ``last_good_iMCU_row``.
+        comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac: int64 ``[S]`` per
+            component of the scan: offset of its blocks in ``coefs``, blocks
+            per row, MCU width/height in blocks (1, 1 if non-interleaved), DC
+            and AC table index into the table arrays.
+        lookup, maxcode, valoffset, huffval: int32 ``[T, 512]``, ``[T, 18]``,
+            ``[T, 18]``, ``[T, 256]`` tables from :func:`derive_table`.
+        natural: int64 ``[80]``: :data:`NATURAL_ORDER_EXT`.
+        coefs: int32, flat: blocks of 64 natural-order coefficients,
+            pre-zeroed (or holding earlier scans' values).
+        strict: stop at the first corrupt-data warning.
+        stats: int64 ``[NUM_STATS]`` output.
+    """
+    kernel = _decode_sequential if kind == SEQUENTIAL else _decode_progressive
+    kernel(data, pos, kind, ss, se, ah, al, restart_interval, mcus_per_row, mcu_rows, imcu_div,
+           comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+           lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats)
