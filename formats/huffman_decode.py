@@ -1,9 +1,10 @@
 """Huffman entropy decoding of JPEG scans (the hot loop of the reader).
 
-One numba-compiled kernel, :func:`decode_scan`, decodes one scan of a
-sequential (baseline / extended) or progressive Huffman JPEG into quantized
-coefficient blocks, following libjpeg-turbo's ``jdhuff.c`` / ``jdphuff.c``
-semantics exactly, including its behaviour on corrupt data:
+:func:`decode_scan` decodes one scan of a sequential (baseline / extended) or
+progressive Huffman JPEG into quantized coefficient blocks with one of two
+numba kernels (``cache=True``; each compiled on first use), following
+libjpeg-turbo's ``jdhuff.c`` / ``jdphuff.c`` semantics exactly, including its
+behaviour on corrupt data:
 
 - the bit buffer is a 64-bit register filled byte by byte; ``FF 00`` is a
   stuffed ``FF``; any other ``FF xx`` is a marker that stops the filling (the
