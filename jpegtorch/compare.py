@@ -11,8 +11,8 @@ encodes, decodes and measures:
   original and decoded RGB, without rounding;
 * ``ssim``: SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5,
   K1 = 0.01, K2 = 0.03, the mean over the channels) and ``ms_ssim``
-  (five scales; ``None`` when the shorter side is 160 pixels or less), both
-  from :mod:`jpegtorch.metrics` (pytorch-msssim);
+  (five scales; ``None`` when the shorter side is under 161 pixels), both
+  from :mod:`jpegtorch.metrics` (pytorch-msssim), in float64;
 * ``encode_ms`` / ``decode_ms``: wall time of one encode / decode (the best of
   ``repeat`` runs, after a warm-up), the library call only: inputs are
   prepared beforehand. For ``libjpeg`` (``cjpeg`` / ``djpeg``) the time
@@ -60,6 +60,8 @@ OURS = "jpegtorch"
 LEARNED = "jpegtorch-learned"
 SUBSAMPLINGS: tuple[str, ...] = ("4:4:4", "4:2:2", "4:2:0")
 DEFAULT_QUALITIES: tuple[int, ...] = (10, 30, 50, 70, 90)
+SSIM_MIN_SIZE = 11
+"""SSIM needs images at least this many pixels wide and high (its window)."""
 MIN_BD_POINTS = 4
 """BD-rate needs at least this many rate-distortion points per curve."""
 
@@ -128,7 +130,7 @@ class Record:
     bpp: float
     psnr: float
     psnr_y: float
-    ssim: float
+    ssim: float | None
     ms_ssim: float | None
     encode_ms: float
     decode_ms: float
@@ -184,7 +186,9 @@ def _as_hwc(image: Any) -> np.ndarray:
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """PSNR in dB between two ``[H, W, C]`` images of the same shape (``inf`` when equal)."""
-    return _metric_psnr(_chw(a).double(), _chw(b).double(), peak)
+    from jpegtorch import metrics
+
+    return float(metrics.psnr(_chw(a).double(), _chw(b).double(), data_range=peak)[0])
 
 
 def luma(image: np.ndarray) -> np.ndarray:
@@ -202,60 +206,29 @@ def _chw(array: np.ndarray) -> Any:
     return torch.from_numpy(chw if chw.flags.writeable else chw.copy())
 
 
-# --- the metric functions (jpegtorch.metrics) ------------------------------------------
-
-def _metric_psnr(x: Any, y: Any, peak: float) -> float:
-    mse = float(((x - y) ** 2).mean())
-    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
-
-
-def _metric_ssim(x: Any, y: Any) -> float:
-    from pytorch_msssim import ssim
-
-    return float(ssim(x[None], y[None], data_range=255.0, win_size=11, win_sigma=1.5,
-                      K=(0.01, 0.03)))
-
-
-MS_SSIM_MIN_SIDE = 161
-
-
-def _metric_ms_ssim(x: Any, y: Any) -> float | None:
-    if min(x.shape[-2:]) < MS_SSIM_MIN_SIDE:
-        return None
-    from pytorch_msssim import ms_ssim
-
-    return float(ms_ssim(x[None], y[None], data_range=255.0, win_size=11, win_sigma=1.5,
-                         K=(0.01, 0.03)))
-
-
-def _metric_bd_rate(rate_a: Sequence[float], dist_a: Sequence[float],
-                    rate_b: Sequence[float], dist_b: Sequence[float]) -> float:
-    la, lb = np.log(np.asarray(rate_a, float)), np.log(np.asarray(rate_b, float))
-    pa, pb = np.polyfit(dist_a, la, 3), np.polyfit(dist_b, lb, 3)
-    lo, hi = max(min(dist_a), min(dist_b)), min(max(dist_a), max(dist_b))
-    if hi <= lo:
-        raise ValueError("the curves do not overlap")
-    ia, ib = np.polyint(pa), np.polyint(pb)
-    avg = ((np.polyval(ib, hi) - np.polyval(ib, lo)) - (np.polyval(ia, hi) - np.polyval(ia, lo)))
-    return float((np.exp(avg / (hi - lo)) - 1) * 100)
-
-
 def image_metrics(original: Any, decoded: Any) -> dict[str, float | None]:
     """``psnr``, ``psnr_y``, ``ssim`` and ``ms_ssim`` of a decoded image.
 
     ``original`` / ``decoded``: uint8 tensors ``[C, H, W]`` or arrays
-    ``[H, W(, C)]``. ``ms_ssim`` is ``None`` when the image is too small for
-    five scales (shorter side 160 pixels or less).
+    ``[H, W(, C)]``. The metrics are :mod:`jpegtorch.metrics`' (pytorch-msssim
+    for SSIM and MS-SSIM), computed in float64. ``ssim`` is ``None`` for
+    images under 11 pixels a side, ``ms_ssim`` when the shorter side is under
+    161 pixels (too small for five scales).
     """
+    from jpegtorch import metrics
+
     a, b = _as_hwc(original), _as_hwc(decoded)
     if a.shape != b.shape:
         raise ValueError(f"decoded shape {b.shape} differs from the original's {a.shape}")
     x, y = _chw(a).double(), _chw(b).double()
+    side = min(a.shape[:2])
     return {
-        "psnr": _metric_psnr(x, y, 255.0),
-        "psnr_y": _metric_psnr(_chw(luma(a)), _chw(luma(b)), 255.0),
-        "ssim": _metric_ssim(x, y),
-        "ms_ssim": _metric_ms_ssim(x, y),
+        "psnr": float(metrics.psnr(x, y, data_range=255.0)[0]),
+        "psnr_y": float(metrics.psnr(_chw(luma(a)), _chw(luma(b)), data_range=255.0)[0]),
+        "ssim": float(metrics.ssim(x, y, data_range=255.0)[0]) if side >= SSIM_MIN_SIZE
+        else None,
+        "ms_ssim": float(metrics.ms_ssim(x, y, data_range=255.0)[0])
+        if side >= metrics.MS_SSIM_MIN_SIZE else None,
     }
 
 
@@ -858,33 +831,42 @@ def _mean(values: Iterable[float | None]) -> float | None:
 def bd_rates(records: Sequence[Record], codec: str, baseline: str,
              metric: str = "psnr") -> float | None:
     """Mean BD-rate (percent; negative = smaller files) of ``codec`` against
-    ``baseline`` over the images where both have at least four distinct points.
+    ``baseline`` over the images where both curves have at least
+    :data:`MIN_BD_POINTS` distinct points.
 
-    Uses :func:`jpegtorch.metrics.bd_rate` per image (Bjøntegaard's cubic fit
-    of log-rate against ``metric``).
+    Per image, :func:`jpegtorch.metrics.bd_rate` (Bjøntegaard: a cubic fit of
+    log-rate against quality, averaged over the common quality range) of bpp
+    against ``metric``: ``"psnr"`` (dB) or ``"ssim"`` (converted to dB with
+    :func:`jpegtorch.metrics.db`, as is usual for SSIM BD-rates).
     """
-    values = []
+    from jpegtorch import metrics
+
+    def value_of(r: Record) -> float | None:
+        value = getattr(r, metric)
+        if value is None:
+            return None
+        if metric in ("ssim", "ms_ssim"):
+            value = float(metrics.db(value)) if value < 1 else math.inf
+        return value if math.isfinite(value) else None
+
+    results = []
     for image in dict.fromkeys(r.image for r in records):
         curves = []
         for name in (baseline, codec):
-            points = {(r.bpp, getattr(r, metric)) for r in records
-                      if r.image == image and r.codec == name
-                      and getattr(r, metric) is not None and math.isfinite(getattr(r, metric))}
+            points = {(r.bpp, value_of(r)) for r in records
+                      if r.image == image and r.codec == name and value_of(r) is not None}
             curves.append(sorted(points))
-        if min(len(curves[0]), len(curves[1])) < MIN_BD_POINTS:
-            continue
-        if len({p[1] for p in curves[0]}) < MIN_BD_POINTS:
-            continue
-        if len({p[1] for p in curves[1]}) < MIN_BD_POINTS:
+        if any(len({p[1] for p in c}) < MIN_BD_POINTS or len({p[0] for p in c}) < MIN_BD_POINTS
+               for c in curves):
             continue
         try:
-            value = _metric_bd_rate([p[0] for p in curves[0]], [p[1] for p in curves[0]],
+            value = metrics.bd_rate([p[0] for p in curves[0]], [p[1] for p in curves[0]],
                                     [p[0] for p in curves[1]], [p[1] for p in curves[1]])
         except ValueError:  # curves that do not overlap
             continue
-        if value is not None and math.isfinite(value):
-            values.append(float(value))
-    return sum(values) / len(values) if values else None
+        if math.isfinite(value):
+            results.append(float(value))
+    return sum(results) / len(results) if results else None
 
 
 def summarize(records: Sequence[Record], baseline: str | None = None) -> list[dict[str, Any]]:
@@ -961,7 +943,7 @@ def format_table(records: Sequence[Record], baseline: str | None = None) -> str:
     rows = [header]
     for r in records:
         row = [Path(r.image).name, r.codec, str(r.quality), str(r.bytes), f"{r.bpp:.3f}",
-               _fmt(r.psnr, ".2f"), _fmt(r.psnr_y, ".2f"), f"{r.ssim:.4f}",
+               _fmt(r.psnr, ".2f"), _fmt(r.psnr_y, ".2f"), _fmt(r.ssim, ".4f"),
                _fmt(r.ms_ssim, ".4f"), f"{r.encode_ms:.2f}", f"{r.decode_ms:.2f}"]
         if compared:
             row.append(_vs_ours(r))
@@ -1054,8 +1036,8 @@ def rd_curves(records: Sequence[Record]) -> dict[str, list[tuple[float, float, f
             group = [r for r in records if r.codec == codec and r.quality == quality]
             bpp, value, sim = (_mean(r.bpp for r in group), _mean(r.psnr for r in group),
                                _mean(r.ssim for r in group))
-            if bpp is not None and value is not None and sim is not None:
-                points.append((bpp, value, sim))
+            if bpp is not None and value is not None:
+                points.append((bpp, value, math.nan if sim is None else sim))
         curves[codec] = sorted(points)
     return curves
 
