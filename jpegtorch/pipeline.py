@@ -197,7 +197,7 @@ def _decode(coefficients: Coefficients, mode: str, color_matrix: Tensor | None) 
     if coefficients.color == "ycbcr":
         pixels = ycbcr_to_rgb(pixels, mode, color_matrix)
     if integer_io:
-        return pixels.round().to(torch.uint8)
+        return pixels.to(torch.uint8)  # exact integers 0..255 already
     return (pixels * (1.0 / 255.0)).to(first.dtype)
 
 

@@ -117,6 +117,28 @@ def _interleave(parts: list[Tensor], dim: int) -> Tensor:
     return stacked.reshape(shape)
 
 
+def _fancy_exact(plane: Tensor, vexp: int) -> Tensor:
+    """libjpeg-turbo's h2v1 / h2v2 fancy up-sampling, exact, without autograd:
+    each output phase is computed in place into a strided view of one output."""
+    n, h, w = plane.shape
+    padded = torch.nn.functional.pad(plane[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    out = torch.empty((n, h * vexp, w * 2), dtype=plane.dtype, device=plane.device)
+    if vexp == 1:  # (3 * near + far + 1 | 2) >> 2
+        sums, shift, biases = [padded[:, 1:-1]], 0.25, (1.0, 2.0)
+    else:  # column sums 3 * near + far (above, below), then (3 * s + s' + 8 | 7) >> 4
+        near = padded[:, 1:-1] * 3
+        sums = [near + padded[:, :-2], near.add_(padded[:, 2:])]
+        shift, biases = 1.0 / 16, (8.0, 7.0)
+    for row, colsum in enumerate(sums):
+        mid = colsum[..., 1:-1] * 3
+        left = out[:, row::vexp, 0::2]
+        torch.add(mid, colsum[..., :-2], out=left)
+        left.add_(biases[0]).mul_(shift).floor_()
+        out[:, row::vexp, 1::2].copy_(mid.add_(colsum[..., 2:]).add_(biases[1]).mul_(shift)
+                                      .floor_())
+    return out
+
+
 def upsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
     """libjpeg-turbo's default up-sampling of one component.
 
@@ -131,6 +153,8 @@ def upsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
     if hexp == 1 and vexp == 1:
         return plane
     width = plane.shape[-1]
+    if mode == "hard" and width > 2 and (hexp, vexp) in ((2, 1), (2, 2)):
+        return _fancy_exact(plane, vexp)
     if (hexp, vexp) == (2, 1) and width > 2:
         p = _padded(plane, rows=False, cols=True)
         near = 3 * plane
