@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -42,12 +43,22 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module_name), attr)
 
 
+# Commands whose work is one image at a time: one torch thread by default. On a
+# busy machine torch's default (one thread per core) stalls in its barriers and
+# runs several times slower; batch parallelism is better done with xargs -P.
+SINGLE_THREAD_DEFAULT = frozenset({"encode", "decode", "info", "compare", "demo"})
+
+
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, "-V", "--version", prog_name="jtorch")
-def cli() -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="torch threads (default: 1 for encode/decode/info/compare/demo, "
+                   "all cores for train; OMP_NUM_THREADS is respected).")
+@click.pass_context
+def cli(ctx: click.Context, threads: int | None) -> None:
     """jtorch: a libjpeg-turbo-exact JPEG engine in PyTorch.
 
     \b
@@ -59,6 +70,12 @@ def cli() -> None:
 
     Shell completion (bash): eval "$(_JTORCH_COMPLETE=bash_source jtorch)"
     """
+    # torch reads OMP_NUM_THREADS when it is first imported, which happens
+    # inside the sub-command, after this callback.
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    elif ctx.invoked_subcommand in SINGLE_THREAD_DEFAULT:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def main() -> None:
