@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=10)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--images", type=int, default=6)
-    parser.add_argument("--lr", type=float, default=0.003)
+    parser.add_argument("--lr", type=float, default=0.0005)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
