@@ -342,3 +342,46 @@ def test_shell_completion() -> None:
 
 def test_samples_exist() -> None:
     assert (SAMPLES / "kodim01_233x151.png").exists()
+
+
+# --- known gaps in the shared plumbing (cli/_common.py) --------------------------------
+
+
+@pytest.mark.xfail(strict=False, reason="plan_outputs treats '-o newdir/' with one input as "
+                                        "a file name (writes a file called newdir)")
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_output_with_trailing_slash_is_a_directory(command: str, files: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    src = files["good.png" if command == "encode" else "good.jpg"]
+    target = tmp_path / "newdir"
+    result = invoke(command, str(src), "-o", str(target) + os.sep)
+    assert result.exit_code == 0, result.output
+    assert target.is_dir()
+    assert [p.suffix for p in target.iterdir()] == [".jpg" if command == "encode" else ".png"]
+
+
+@pytest.mark.parametrize("command", [
+    pytest.param("info", marks=pytest.mark.xfail(
+        strict=False, reason="a closed stdout (jtorch info ... | head) is reported as "
+                             "'jtorch: error: BrokenPipeError' with status 1")),
+    "decode"])
+def test_closed_stdout_is_quiet(command: str, files: dict[str, Path], tmp_path: Path) -> None:
+    """``jtorch info MANY | head -c 1``, ``jtorch decode big.jpg -o - | head -c 1``:
+    stop quietly, no error message, no traceback."""
+    if command == "info":
+        args = ["info", *[str(files["good.jpg"])] * 400]  # far more than a pipe buffer holds
+    else:
+        noise = np.random.default_rng(0).integers(0, 256, (512, 768, 3), dtype=np.uint8)
+        big = tmp_path / "big.jpg"
+        big.write_bytes(_pillow_jpeg(noise, 95))
+        args = ["decode", str(big), "-o", "-"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from jpegtorch.cli.main import main; main()", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(1)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    status = process.wait(timeout=120)
+    assert "Error" not in stderr and "Traceback" not in stderr and "Broken" not in stderr, stderr
+    assert status in (0, 1, 141, -13), status  # click exits 1 on EPIPE; cat: SIGPIPE
