@@ -216,15 +216,14 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
                         traceback.print_exc()
                     if bar is not None:
                         bar.clear()
-                    error_line(name, describe_exception(exc))
+                    error_line(name, str(exc) if isinstance(exc, lib.CodecFailure)
+                               else describe_exception(exc))
         finally:
             if bar is not None:
                 bar.close()
         baseline = comparison.baseline
 
-    if fmt == "table" and not records:
-        click.echo("jtorch: no results", err=True)
-    else:
+    if records or fmt != "table":  # an empty JSON array / CSV header keeps pipes parseable
         report = lib.format_report(records, fmt, baseline)
         write_output(output, (report + "\n").encode(), inputs=items)
     if plot is not None and records:

@@ -938,6 +938,7 @@ def format_table(records: Sequence[Record], baseline: str | None = None) -> str:
     if not records:
         return "no results"
     compared = any(r.bytes_identical is not None for r in records)
+    decoder_checked = any(r.decoder_identical is not None for r in records)
     header = ["image", "codec", "q", "bytes", "bpp", "PSNR", "PSNR-Y", "SSIM", "MS-SSIM",
               "enc ms", "dec ms"] + (["vs jpegtorch"] if compared else [])
     rows = [header]
@@ -956,7 +957,9 @@ def format_table(records: Sequence[Record], baseline: str | None = None) -> str:
     head = ["codec", "n", "bytes", "bpp", "PSNR", "PSNR-Y", "SSIM", "MS-SSIM", "enc ms",
             "dec ms"]
     if compared:
-        head += ["same bytes", "same pixels", "our decoder"]
+        head += ["same bytes", "same pixels"]
+    if decoder_checked:
+        head.append("our decoder")
     if with_bd:
         head += [f"BD-rate PSNR vs {baseline}", "BD-rate SSIM"]
     rows = [head]
@@ -971,6 +974,7 @@ def format_table(records: Sequence[Record], baseline: str | None = None) -> str:
                         f"{s['pixels_identical']}/{s['checked']}"]
             else:
                 row += ["", ""]
+        if decoder_checked:
             row.append(f"{s['decoder_identical']}/{s['decoder_checked']}"
                        if s["decoder_checked"] else "")
         if with_bd:

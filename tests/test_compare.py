@@ -412,3 +412,21 @@ def test_parse_pnm() -> None:
     data = b"P6\n# comment\n3 2\n255\n" + pixels.tobytes()
     assert np.array_equal(lib.parse_pnm(data), pixels)
     assert lib.parse_pnm(b"P5 3 2 255\n" + bytes(6)).shape == (2, 3, 1)
+
+
+def test_progress_bar_only_on_a_terminal_and_not_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jpegtorch.cli import compare as command
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(command.sys, "stderr", Terminal())
+    bar = command._progress_bar(10, quiet=False)
+    assert bar is not None
+    bar.update(3)
+    bar.close()
+    assert "compare" in command.sys.stderr.getvalue()
+    assert command._progress_bar(10, quiet=True) is None
+    monkeypatch.setattr(command.sys, "stderr", io.StringIO())
+    assert command._progress_bar(10, quiet=False) is None
