@@ -114,7 +114,7 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 @click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
               help="Time each encode and decode as the best of N runs.")
 @click.option("--threads", type=click.IntRange(1), default=None,
-              help="CPU threads for torch.  [default: torch's choice]")
+              help="torch threads, as 'jtorch --threads N compare'.  [default: 1]")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
 @quiet_debug_options

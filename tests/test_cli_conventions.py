@@ -275,7 +275,7 @@ def test_debug_shows_the_traceback(command: str, files: dict[str, Path], tmp_pat
     ["info"], ["info", "x.jpg", "--bogus"],
     ["compare"], ["compare", "x.png", "--bogus"], ["compare", "x.png", "-q", "101"],
     ["compare", "-", "-", "-q", "50"],
-    ["train", "--bogus"], ["nosuchcommand"],
+    ["train", "--bogus"], ["nosuchcommand"], ["--threads", "0", "encode", "x.png"],
 ], ids=" ".join)
 def test_usage_errors_exit_2(args: list[str]) -> None:
     result = invoke(*args)
