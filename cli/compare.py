@@ -111,12 +111,12 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 @click.option("--save", metavar="DIR",
               help="Keep, per image, the encoded files, the decoded images and side-by-side "
                    "crops with an amplified difference, in DIR/IMAGE/.")
-@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--repeat", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Time each encode and decode as the best of N runs.")
-@click.option("--threads", type=click.IntRange(1), default=None,
+@click.option("--threads", type=click.IntRange(1), default=None, metavar="N",
               help="torch threads, as 'jtorch --threads N compare'.  [default: 1]")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
-              show_default=True, help="Refuse larger images (0 = no limit).")
+              show_default=True, metavar="N", help="Refuse larger images (0 = no limit).")
 @quiet_debug_options
 @handle_errors
 def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsampling: str,
