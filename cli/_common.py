@@ -141,13 +141,15 @@ def write_output(path: str, data: bytes, *, inputs: Sequence[str] = (),
 def plan_outputs(inputs: Sequence[str], output: str | None, suffix: str) -> list[str]:
     """Output path for each input.
 
-    - one input: ``-o`` names the file (``-`` = stdout); without ``-o`` the
-      output goes beside the input with ``suffix`` (stdin input -> stdout);
+    - one input: ``-o`` names the file (``-`` = stdout), or a directory when it
+      is one or ends with ``/``; without ``-o`` the output goes beside the
+      input with ``suffix`` (stdin input -> stdout);
     - several inputs: ``-o`` names a directory (created if missing) and each
       output keeps its input's stem; without ``-o``, beside each input.
     """
     if len(inputs) == 1 and output is not None:
-        if output != STDIO and Path(output).is_dir():
+        if output != STDIO and (Path(output).is_dir() or output.endswith(("/", os.sep))):
+            Path(output).mkdir(parents=True, exist_ok=True)
             return [str(Path(output) / _stem_name(inputs[0], suffix))]
         return [output]
     if output is not None:
@@ -207,7 +209,7 @@ def run_batch(items: Sequence[str], process: Callable[[int, str], None], *,
         for index, item in enumerate(items):
             try:
                 process(index, item)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, BrokenPipeError):
                 raise
             except Exception as exc:
                 failures += 1
@@ -237,8 +239,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         debug = bool(kwargs.get("debug"))
         try:
             return func(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click exits 2 for usage errors and quietly for a closed stdout
         except KeyboardInterrupt:
             click.echo("jtorch: interrupted", err=True)
             sys.exit(130)

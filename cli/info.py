@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from ._common import STDIO, describe_exception, error_line, handle_errors, read_input
+from ._common import (
+    STDIO,
+    describe_exception,
+    error_line,
+    handle_errors,
+    quiet_debug_options,
+    read_input,
+)
 
 _COLOR_NAMES = {"gray": "gray", "ycbcr": "YCbCr", "rgb": "RGB", "cmyk": "CMYK",
                 "ycck": "YCCK", "unknown": "unknown colour space"}
@@ -83,9 +90,9 @@ def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list, one object per file (errors as {file, error}).")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the tables and every scan.")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@quiet_debug_options
 @handle_errors
-def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, debug: bool) -> None:
+def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, debug: bool) -> None:
     """Describe JPEG files: size, sampling, coding, tables, quality, markers.
 
     Prints, per file: size and components, chroma sampling ("4:2:0", ...,

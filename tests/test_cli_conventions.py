@@ -92,7 +92,6 @@ def _command(path: tuple[str, ...]) -> click.Command:
 
 
 # Known violations, to be fixed by each command's owner (see the report of issue #5).
-MISSING_QUIET = {("info",): "jtorch info has --debug but no --quiet/-Q"}
 
 
 # --- instant help ----------------------------------------------------------------------
@@ -127,9 +126,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
         assert "jtorch " + path[0] in result.output.split("Example", 1)[1]
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=False, reason=MISSING_QUIET[p]))
-    if p in MISSING_QUIET else p for p in LEAVES], ids=" ".join)
+@pytest.mark.parametrize("path", LEAVES, ids=" ".join)
 def test_every_command_has_quiet_and_debug(path: tuple[str, ...]) -> None:
     options = {opt for param in _command(path).params for opt in param.opts}
     assert "--debug" in options
@@ -318,7 +315,6 @@ def test_quiet_silences_warnings(tmp_path: Path, files: dict[str, Path]) -> None
     json.loads(quiet.stdout)
 
 
-@pytest.mark.xfail(strict=False, reason=MISSING_QUIET[("info",)])
 def test_info_accepts_quiet(files: dict[str, Path]) -> None:
     result = invoke("info", str(files["good.jpg"]), "--quiet")
     assert result.exit_code == 0, result.output
@@ -344,11 +340,9 @@ def test_samples_exist() -> None:
     assert (SAMPLES / "kodim01_233x151.png").exists()
 
 
-# --- known gaps in the shared plumbing (cli/_common.py) --------------------------------
+# --- output directories and closed pipes (cli/_common.py) ------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="plan_outputs treats '-o newdir/' with one input as "
-                                        "a file name (writes a file called newdir)")
 @pytest.mark.parametrize("command", ["encode", "decode"])
 def test_output_with_trailing_slash_is_a_directory(command: str, files: dict[str, Path],
                                                    tmp_path: Path) -> None:
@@ -360,11 +354,7 @@ def test_output_with_trailing_slash_is_a_directory(command: str, files: dict[str
     assert [p.suffix for p in target.iterdir()] == [".jpg" if command == "encode" else ".png"]
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param("info", marks=pytest.mark.xfail(
-        strict=False, reason="a closed stdout (jtorch info ... | head) is reported as "
-                             "'jtorch: error: BrokenPipeError' with status 1")),
-    "decode"])
+@pytest.mark.parametrize("command", ["info", "decode"])
 def test_closed_stdout_is_quiet(command: str, files: dict[str, Path], tmp_path: Path) -> None:
     """``jtorch info MANY | head -c 1``, ``jtorch decode big.jpg -o - | head -c 1``:
     stop quietly, no error message, no traceback."""
