@@ -1,0 +1,391 @@
+"""Quantization tables and the rate proxy, measured on real files (issue #6).
+
+Sub-commands (default: ``all`` = ``proxy`` + ``rd``)::
+
+    python benchmarks/bench_tables.py rd        # BD-rates on Kodak
+    python benchmarks/bench_tables.py proxy     # rate-proxy error on Kodak
+    python benchmarks/bench_tables.py gradient  # proxy gradient vs finite differences
+    python benchmarks/bench_tables.py calibrate # fit the proxy's two constants
+    python benchmarks/bench_tables.py all --json out/bench_tables.json
+
+``rd``: every Kodak image (the presets never saw Kodak) is written by our
+JFIF writer (byte-identical to libjpeg-turbo) with ``optimize=True`` and
+4:2:0 at qualities 30, 35, ..., 90 with each table set, decoded by Pillow,
+and scored with PSNR (RGB) and SSIM (RGB, pytorch-msssim, in dB for the
+fit). Per image, the Bjøntegaard BD-rate against Annex K (cubic fit of
+log-rate against quality, :func:`jpegtorch.metrics.bd_rate`); the table
+reports the mean over the 24 images (and the BD-rate of the mean curve).
+The table sets: ``annex-k`` (libjpeg's default), ``mozjpeg`` -- the
+"ImageMagick"/Robidoux table, index 3 of ``std_luminance_quant_tbl`` in
+mozjpeg's ``jcparam.c``, used by mozjpeg for luma and chroma, scaled by
+quality exactly like the others -- and the shipped ``tuned-psnr`` and
+``tuned-ssim`` presets (plus any ``--tables NAME=FILE``).
+
+``proxy``: :func:`jpegtorch.rate.estimate_bits` against ``len(file) * 8``
+over Kodak at qualities 10..95 with Annex K, mozjpeg's, the tuned and random
+tables (4:2:0; also 4:4:4 and grey for a subset).
+
+``calibrate``: writes files for random crops of the training set at random
+qualities and tables, measures the byte-stuffing fraction directly and fits
+the Huffman overhead per symbol by least squares (the constants stored in
+``jpegtorch/rate.py``); then reports the fit's error on those crops.
+
+Needs ``../shared/data/kodak`` (and ``../shared/data/train`` for
+``calibrate``); exits with a message when they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from jpegtorch.formats.jfif_writer import encode_jpeg, write_coefficients
+from PIL import Image
+
+import jpegtorch
+from jpegtorch import metrics, rate
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+
+#: mozjpeg's jcparam.c, std_luminance_quant_tbl[3] (= std_chrominance_quant_tbl[3]):
+#: the table N. Robidoux proposed on the ImageMagick forum; natural order.
+MOZJPEG_ROBIDOUX = (
+    16, 16, 16, 18, 25, 37, 56, 85,
+    16, 17, 20, 27, 34, 40, 53, 75,
+    16, 20, 24, 31, 43, 62, 91, 135,
+    18, 27, 31, 40, 53, 74, 106, 156,
+    25, 34, 43, 53, 69, 94, 131, 189,
+    37, 40, 62, 74, 94, 124, 169, 238,
+    56, 53, 91, 106, 131, 169, 226, 311,
+    85, 75, 135, 156, 189, 238, 311, 418,
+)  # fmt: skip
+
+RD_QUALITIES = tuple(range(30, 91, 5))
+PROXY_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+
+
+def mozjpeg_tables() -> torch.Tensor:
+    table = torch.tensor(MOZJPEG_ROBIDOUX, dtype=torch.int64).reshape(8, 8)
+    return torch.stack([table, table])
+
+
+def load_rgb(path: Path) -> torch.Tensor:
+    array = np.asarray(Image.open(path).convert("RGB"))
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def kodak_images(folder: Path) -> list[tuple[str, torch.Tensor]]:
+    files = sorted(folder.glob("kodim*.png"))
+    if not files:
+        sys.exit(f"bench_tables: no Kodak images in {folder} (see ../shared/data/README.md)")
+    return [(f.stem, load_rgb(f)) for f in files]
+
+
+def table_sets(extra: list[str]) -> dict[str, object]:
+    sets: dict[str, object] = {"annex-k": None, "mozjpeg": mozjpeg_tables()}
+    from jpegtorch.formats.qtables import available_presets
+
+    for name in ("tuned-psnr", "tuned-ssim"):
+        if name in available_presets():
+            sets[name] = name
+    for item in extra:
+        name, _, spec = item.partition("=")
+        sets[name] = spec or name
+    return sets
+
+
+# --------------------------------------------------------------------------- rd
+
+
+def rd_points(image: torch.Tensor, tables: object, qualities: tuple[int, ...],
+              subsampling: str) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"bpp": [], "psnr": [], "ssim_db": [], "ssim": []}
+    reference = image[None].double() / 255.0
+    pixels = image.shape[-2] * image.shape[-1]
+    for q in qualities:
+        data = encode_jpeg(image, q, subsampling=subsampling, optimize=True, tables=tables)
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        restored = torch.from_numpy(decoded.copy()).permute(2, 0, 1)[None].double() / 255.0
+        similarity = float(metrics.ssim(restored, reference)[0])
+        out["bpp"].append(len(data) * 8 / pixels)
+        out["psnr"].append(float(metrics.psnr(restored, reference)[0]))
+        out["ssim"].append(similarity)
+        out["ssim_db"].append(float(metrics.db(similarity)))
+    return out
+
+
+def run_rd(args: argparse.Namespace) -> dict:
+    images = kodak_images(Path(args.kodak))
+    if args.limit:
+        images = images[: args.limit]
+    sets = table_sets(args.tables)
+    qualities = tuple(args.qualities)
+    curves: dict[str, dict[str, dict[str, list[float]]]] = {name: {} for name in sets}
+    started = time.perf_counter()
+    for name, image in images:
+        for set_name, tables in sets.items():
+            curves[set_name][name] = rd_points(image, tables, qualities, args.subsampling)
+    elapsed = time.perf_counter() - started
+
+    anchor = curves["annex-k"]
+    summary = {}
+    for set_name in sets:
+        row: dict[str, object] = {}
+        for metric in ("psnr", "ssim_db"):
+            per_image = [metrics.bd_rate(anchor[i]["bpp"], anchor[i][metric],
+                                         curves[set_name][i]["bpp"], curves[set_name][i][metric])
+                         for i, _ in images]
+            mean_a = _mean_curve(anchor, metric)
+            mean_b = _mean_curve(curves[set_name], metric)
+            row[f"bd_rate_{metric}"] = float(np.mean(per_image))
+            row[f"bd_rate_{metric}_median"] = float(np.median(per_image))
+            row[f"bd_rate_{metric}_wins"] = int(sum(v < 0 for v in per_image))
+            row[f"bd_rate_{metric}_mean_curve"] = metrics.bd_rate(*mean_a, *mean_b)
+        row["bd_psnr_db"] = float(np.mean([
+            metrics.bd_quality(anchor[i]["bpp"], anchor[i]["psnr"], curves[set_name][i]["bpp"],
+                               curves[set_name][i]["psnr"]) for i, _ in images]))
+        row["mean_bpp"] = [float(np.mean([curves[set_name][i]["bpp"][k] for i, _ in images]))
+                           for k in range(len(qualities))]
+        row["mean_psnr"] = [float(np.mean([curves[set_name][i]["psnr"][k] for i, _ in images]))
+                            for k in range(len(qualities))]
+        summary[set_name] = row
+
+    print(f"\nRD on Kodak ({len(images)} images), optimize=True, {args.subsampling}, "
+          f"qualities {qualities[0]}..{qualities[-1]}; BD-rate vs annex-k "
+          f"(mean of per-image; negative = smaller files)  [{elapsed:.0f} s]")
+    print(f"{'tables':<14}{'BD-rate PSNR':>14}{'BD-rate SSIM':>14}{'BD-PSNR dB':>12}"
+          f"{'wins/24 PSNR':>14}{'mean-curve PSNR':>17}")
+    for set_name, row in summary.items():
+        print(f"{set_name:<14}{row['bd_rate_psnr']:>13.2f}%{row['bd_rate_ssim_db']:>13.2f}%"
+              f"{row['bd_psnr_db']:>12.3f}{row['bd_rate_psnr_wins']:>14d}"
+              f"{row['bd_rate_psnr_mean_curve']:>16.2f}%")
+    print("\nmean bpp / PSNR per quality:")
+    for set_name, row in summary.items():
+        cells = "  ".join(f"q{q}:{b:.3f}/{p:.2f}" for q, b, p in
+                          zip(qualities, row["mean_bpp"], row["mean_psnr"], strict=True))
+        print(f"  {set_name:<12} {cells}")
+    return {"qualities": list(qualities), "subsampling": args.subsampling,
+            "images": len(images), "summary": summary}
+
+
+def _mean_curve(curves: dict[str, dict[str, list[float]]], metric: str
+                ) -> tuple[list[float], list[float]]:
+    names = list(curves)
+    bpp = np.mean([curves[n]["bpp"] for n in names], axis=0)
+    value = np.mean([curves[n][metric] for n in names], axis=0)
+    return bpp.tolist(), value.tolist()
+
+
+# --------------------------------------------------------------------------- proxy
+
+
+def random_tables(rng: random.Random) -> torch.Tensor:
+    """Random base tables: perturbed Annex K, smooth ramps, flat, or wild."""
+    kind = rng.choice(("perturbed", "ramp", "flat", "wild"))
+    generator = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    uv = torch.arange(8.0)[:, None] + torch.arange(8.0)[None]
+    annex = jpegtorch.quantize.annex_k_tables(dtype=torch.float64)
+    out = []
+    for c in range(2):
+        if kind == "perturbed":
+            t = annex[c] * torch.exp(0.4 * torch.randn(8, 8, generator=generator,
+                                                       dtype=torch.float64))
+        elif kind == "ramp":
+            t = rng.uniform(3, 30) * (1 + rng.uniform(0, 1.5) * uv ** rng.uniform(0.5, 2))
+        elif kind == "flat":
+            t = torch.full((8, 8), rng.uniform(3, 60))
+        else:
+            t = torch.exp(torch.rand(8, 8, generator=generator) * math.log(200))
+        out.append(t)
+    return torch.stack(out).round().clamp(1, 255).to(torch.int64)
+
+
+def proxy_error(image: torch.Tensor, quality: int, tables: object, subsampling: str) -> tuple:
+    from jpegtorch.formats.jfif_writer import resolve_base_tables
+
+    base = resolve_base_tables(tables)
+    coefficients = jpegtorch.encode(image, quality, subsampling=subsampling, tables=base,
+                                    mode="hard")
+    real = len(write_coefficients(coefficients, optimize=True)) * 8
+    estimate = float(rate.estimate_bits(coefficients)[0])
+    return estimate, real
+
+
+def run_proxy(args: argparse.Namespace) -> dict:
+    images = kodak_images(Path(args.kodak))
+    if args.limit:
+        images = images[: args.limit]
+    rng = random.Random(2024)
+    sets = table_sets(args.tables)
+    rows = []
+    started = time.perf_counter()
+    for name, image in images:
+        choices = [(n, t) for n, t in sets.items()] + [
+            (f"random{k}", random_tables(rng)) for k in range(2)]
+        for set_name, tables in choices:
+            for q in PROXY_QUALITIES:
+                estimate, real = proxy_error(image, q, tables, "4:2:0")
+                rows.append(("4:2:0", name, set_name, q, estimate, real))
+        for sub, img in (("4:4:4", image), ("gray", image.double().mean(0, keepdim=True)
+                                             .round().to(torch.uint8))):
+            for q in (10, 50, 90):
+                estimate, real = proxy_error(img, q, None, "4:4:4")
+                rows.append((sub, name, "annex-k", q, estimate, real))
+    elapsed = time.perf_counter() - started
+    errors = np.array([e / r - 1.0 for *_, e, r in rows]) * 100
+    main = np.array([e / r - 1.0 for s, *_, e, r in rows if s == "4:2:0"]) * 100
+    stats = {
+        "files": len(rows),
+        "mean_pct": float(errors.mean()), "rms_pct": float(np.sqrt((errors**2).mean())),
+        "min_pct": float(errors.min()), "max_pct": float(errors.max()),
+        "max_abs_pct": float(np.abs(errors).max()),
+        "within_5pct": float((np.abs(errors) <= 5).mean()),
+        "max_abs_pct_420": float(np.abs(main).max()),
+        "calibration": {"huffman_overhead": rate.HUFFMAN_OVERHEAD,
+                        "stuffing": rate.STUFFING},
+    }
+    by_set: dict[str, list[float]] = {}
+    for _s, _n, set_name, _q, e, r in rows:
+        key = "random" if set_name.startswith("random") else set_name
+        by_set.setdefault(key, []).append((e / r - 1) * 100)
+    stats["max_abs_pct_by_tables"] = {k: float(np.abs(v).max()) for k, v in by_set.items()}
+    print(f"\nrate proxy vs real files (optimize=True) on Kodak: {len(rows)} files, "
+          f"q {PROXY_QUALITIES[0]}..{PROXY_QUALITIES[-1]}  [{elapsed:.0f} s]")
+    print(f"  error: mean {stats['mean_pct']:+.2f}%  rms {stats['rms_pct']:.2f}%  "
+          f"min {stats['min_pct']:+.2f}%  max {stats['max_pct']:+.2f}%  "
+          f"within ±5%: {100 * stats['within_5pct']:.1f}% of files")
+    for key, value in stats["max_abs_pct_by_tables"].items():
+        print(f"  max |error| {key:<12} {value:.2f}%")
+    return stats
+
+
+# --------------------------------------------------------------------------- gradient
+
+
+def run_gradient(args: argparse.Namespace) -> dict:
+    """Proxy gradient w.r.t. each base-table entry vs central differences of real sizes."""
+    images = kodak_images(Path(args.kodak))[:3]
+    results = {}
+    for (name, image), q in zip(images, (30, 50, 80), strict=False):
+        base = jpegtorch.quantize.annex_k_tables(dtype=torch.float64)
+        tables = base.clone().requires_grad_(True)
+        coefficients = jpegtorch.encode(image[None].double() / 255.0, q, tables=tables,
+                                        mode="ste")
+        rate.estimate_bits(coefficients).sum().backward()
+        predicted, actual = [], []
+        for index in np.ndindex(2, 8, 8):
+            step = max(1.0, round(0.2 * float(base[index])))
+            sizes = []
+            for sign in (1, -1):
+                perturbed = base.clone()
+                perturbed[index] += sign * step
+                c = jpegtorch.encode(image, q, tables=perturbed, mode="hard")
+                sizes.append(len(write_coefficients(c, optimize=True)) * 8)
+            actual.append((sizes[0] - sizes[1]) / (2 * step))
+            predicted.append(float(tables.grad[index]))
+        corr = float(np.corrcoef(predicted, actual)[0, 1])
+        results[f"{name}@q{q}"] = {"correlation": corr,
+                                   "sum_ratio": float(np.sum(predicted) / np.sum(actual))}
+        print(f"  {name} q{q}: correlation {corr:.3f}, "
+              f"sum of gradients / sum of differences {np.sum(predicted) / np.sum(actual):.2f}")
+    return results
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def run_calibrate(args: argparse.Namespace) -> dict:
+    from jpegtorch.coefficients import Coefficients  # noqa: F401 (documentation)
+    from jpegtorch.tune import load_images
+
+    train = Path(args.train)
+    if not train.is_dir():
+        sys.exit(f"bench_tables: no training data in {train}")
+    data = load_images(train, min_size=64)
+    rng = random.Random(1)
+    zero = rate.Calibration(huffman_overhead=0.0, stuffing=0.0)
+    unit = rate.Calibration(huffman_overhead=1.0, stuffing=0.0)
+    rows = []
+    stuffed = coded = 0
+    for _ in range(args.samples):
+        image = data.images[rng.randrange(len(data))]
+        h = rng.randint(64, min(512, image.shape[1]))
+        w = rng.randint(64, min(512, image.shape[2]))
+        top = rng.randint(0, image.shape[1] - h)
+        left = rng.randint(0, image.shape[2] - w)
+        crop = image[:, top : top + h, left : left + w].contiguous()
+        subsampling = rng.choice(("4:2:0",) * 4 + ("4:4:4", "4:2:2", "gray"))
+        if subsampling == "gray":
+            crop = crop.double().mean(0, keepdim=True).round().to(torch.uint8)
+            subsampling = "4:2:0"
+        tables = None if rng.random() < 0.3 else random_tables(rng)
+        c = jpegtorch.encode(crop, rng.randint(10, 95), subsampling=subsampling,
+                             tables=tables, mode="hard")
+        data_bytes = write_coefficients(c, optimize=True)
+        sos = data_bytes.rfind(b"\xff\xda")
+        scan = data_bytes[sos + 2 + int.from_bytes(data_bytes[sos + 2 : sos + 4], "big") : -2]
+        stuffed += scan.count(b"\xff\x00")
+        coded += len(scan) - scan.count(b"\xff\x00")
+        e0 = rate.estimate_rate(c, calibration=zero)
+        symbols = float(rate.estimate_rate(c, calibration=unit).total[0] - e0.total[0])
+        rows.append((float(e0.total[0]), float(e0.data[0]), symbols, len(data_bytes) * 8))
+    a = np.array(rows)
+    stuffing = stuffed / coded
+    target = (a[:, 3] - a[:, 0] - stuffing * (a[:, 1] - rate.PADDING_BITS)) / a[:, 3]
+    overhead = float(np.linalg.lstsq(a[:, 2:3] / a[:, 3:4], target, rcond=None)[0][0])
+    fitted = a[:, 0] + overhead * a[:, 2] + stuffing * (a[:, 1] - rate.PADDING_BITS)
+    error = (fitted / a[:, 3] - 1) * 100
+    print(f"\ncalibration on {len(rows)} training crops: stuffing {stuffing:.5f}, "
+          f"Huffman overhead {overhead:.4f} bits/symbol")
+    print(f"  fit error: rms {np.sqrt((error**2).mean()):.2f}%, "
+          f"max |error| {np.abs(error).max():.2f}%")
+    print(f"  stored in jpegtorch/rate.py: HUFFMAN_OVERHEAD = {rate.HUFFMAN_OVERHEAD}, "
+          f"STUFFING = {rate.STUFFING}")
+    return {"samples": len(rows), "stuffing": stuffing, "huffman_overhead": overhead,
+            "rms_pct": float(np.sqrt((error**2).mean())),
+            "max_abs_pct": float(np.abs(error).max())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", default="all",
+                        choices=("all", "rd", "proxy", "gradient", "calibrate"))
+    parser.add_argument("--kodak", default=str(DATA / "kodak"))
+    parser.add_argument("--train", default=str(DATA / "train"))
+    parser.add_argument("--tables", action="append", default=[],
+                        help="extra table set NAME=FILE (or a preset name)")
+    parser.add_argument("--qualities", type=lambda s: [int(v) for v in s.split(",")],
+                        default=list(RD_QUALITIES))
+    parser.add_argument("--subsampling", default="4:2:0")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    parser.add_argument("--samples", type=int, default=400, help="calibrate: crops")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = {}
+    if args.command in ("calibrate",):
+        results["calibrate"] = run_calibrate(args)
+    if args.command in ("all", "proxy"):
+        results["proxy"] = run_proxy(args)
+    if args.command in ("all", "rd"):
+        results["rd"] = run_rd(args)
+    if args.command in ("gradient",):
+        results["gradient"] = run_gradient(args)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
