@@ -583,7 +583,7 @@ class TableTrainer:
         self.step += 1
         self.elapsed += time.perf_counter() - started
         stats = StepStats(step=self.step, loss=float(dist_term.detach()) + self.lam * log_bpp,
-                          bpp=2.0 ** log_bpp, psnr=psnr, distortion_db=float(dist_term),
+                          bpp=2.0 ** log_bpp, psnr=psnr, distortion_db=float(dist_term.detach()),
                           lam=self.lam,
                           reference_bpp=None if reference is None else 2.0 ** reference)
         self.history.append(stats)
