@@ -175,9 +175,12 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
     ckpt = checkpoint if checkpoint is not None else _beside(output, ".ckpt")
 
     if not quiet:
-        mode = {"fixed": f"lambda {config.lam:g}",
-                "target-bpp": f"target {config.target_bpp:g} bpp",
-                "match-annex-k": "rate matched to Annex K"}[config.lambda_mode]
+        if config.lam is not None:
+            mode = f"lambda {config.lam:g}"
+        elif config.target_bpp is not None:
+            mode = f"target {config.target_bpp:g} bpp"
+        else:
+            mode = "rate matched to Annex K"
         click.echo(f"jtorch: training {config.objective} tables on {len(images)} images "
                    f"({images.pixels / 1e6:.1f} MP), {config.steps} steps of "
                    f"{config.batch}x{config.crop}px crops, quality {quality_range[0]}:"
