@@ -207,7 +207,9 @@ def test_shipped_weights_match_levels():
     loaded = codec.load_model()
     assert loaded.levels == len(learned.LEVELS) and learned.DEFAULT_LEVEL in learned.LEVELS
     assert codec.DEFAULT_WEIGHTS.stat().st_size < 25e6
-    image = _image(40, 56)
+    from conftest import load_sample, to_chw
+
+    image = to_chw(load_sample("kodim23_256x192.png"))[:, :100, :150].contiguous()
     data = learned.encode_image(image)
     assert jtc.unpack(data).level == learned.DEFAULT_LEVEL
     back = learned.decode_image(data)
