@@ -179,7 +179,6 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
 
     if threads is not None:
         torch.set_num_threads(threads)
-    torch.set_grad_enabled(False)
 
     settings = lib.JPEGSettings(subsampling=subsampling, optimize=optimize, tables=base_tables)
     try:

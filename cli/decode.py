@@ -163,9 +163,7 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
 
     import warnings
 
-    import torch
 
-    torch.set_grad_enabled(False)
 
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == STDIO else src

@@ -136,7 +136,6 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int, subsamplin
         raise click.UsageError("stdin ('-') can be read only once")
     outputs = plan_outputs(list(inputs), output, ".jpg")
 
-    import torch
     from jpegtorch.formats.jfif_writer import encode_jpeg, resolve_base_tables
 
     from jpegtorch.errors import JPEGError
@@ -146,7 +145,6 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int, subsamplin
     except JPEGError as exc:
         raise click.BadParameter(str(exc), param_hint="--tables") from None
 
-    torch.set_grad_enabled(False)
 
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == "-" else src

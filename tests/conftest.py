@@ -71,3 +71,13 @@ def synthetic(height: int, width: int, seed: int = 0, kind: str = "mixed") -> np
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.fixture(autouse=True)
+def _no_global_autograd_leak():
+    """Library and CLI code must not switch autograd off globally: a command run
+    in-process (CliRunner, notebooks) would silently break later training."""
+    yield
+    leaked = not torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
+    assert not leaked, "the test left torch.is_grad_enabled() == False"
