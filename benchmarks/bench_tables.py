@@ -272,31 +272,102 @@ def run_proxy(args: argparse.Namespace) -> dict:
 
 
 def run_gradient(args: argparse.Namespace) -> dict:
-    """Proxy gradient w.r.t. each base-table entry vs central differences of real sizes."""
-    images = kodak_images(Path(args.kodak))[:3]
-    results = {}
-    for (name, image), q in zip(images, (30, 50, 80), strict=False):
-        base = jpegtorch.quantize.annex_k_tables(dtype=torch.float64)
+    """Gradients w.r.t. each base-table entry vs central differences of real measurements.
+
+    On six training photos (never Kodak) at qualities 30..80, each of the
+    128 Annex K entries is moved by +-20% (at least 1) and the real file size
+    (optimized Huffman) and the real distortion (hard mode) are measured.
+    Rate: the proxy's gradient against those differences. Distortion: the
+    ``ste`` gradient split into the part through coefficients quantized to
+    nonzero values (plus dequantization) and the part through zeros; a least
+    squares fit of the differences on the two parts gives the gains used by
+    :func:`jpegtorch.tune.calibrated_gradients`.
+    """
+    import dataclasses
+
+    from jpegtorch import tune
+
+    files = sorted((Path(args.train) / "wikipedia_photos").glob("*.png"))
+    if not files:
+        sys.exit(f"bench_tables: no training photos in {args.train}/wikipedia_photos")
+    picks = [(files[i % len(files)], q) for i, q in ((3, 50), (10, 30), (17, 80), (25, 60),
+                                                     (33, 40), (40, 70))]
+    base = jpegtorch.quantize.annex_k_tables(dtype=torch.float64)
+    entries = list(np.ndindex(2, 8, 8))
+    results: dict[str, dict] = {"rate": {}, "distortion": {}}
+    pooled: dict[str, list[list[float]]] = {}
+    for path, q in picks:
+        image = load_rgb(path)[:, :512, :768].contiguous()
+        original = image[None].double() / 255.0
         tables = base.clone().requires_grad_(True)
-        coefficients = jpegtorch.encode(image[None].double() / 255.0, q, tables=tables,
-                                        mode="ste")
-        rate.estimate_bits(coefficients).sum().backward()
-        predicted, actual = [], []
-        for index in np.ndindex(2, 8, 8):
+        c = jpegtorch.encode(original, q, tables=tables, mode="ste")
+        rate.estimate_bits(c).sum().backward()
+        rate_grad = tables.grad.clone()
+        parts = {}
+        for part in ("nonzero", "zero"):
+            tables = base.clone().requires_grad_(True)
+            c = jpegtorch.encode(original, q, tables=tables, mode="ste")
+            keep = (lambda b: b.detach() != 0) if part == "nonzero" else (
+                lambda b: b.detach() == 0)
+            blocks = tuple(torch.where(keep(b), b, b.detach()) for b in c.blocks)
+            qt = c.qtables if part == "nonzero" else c.qtables.detach()
+            c = dataclasses.replace(c, blocks=blocks, qtables=qt)
+            for objective in ("psnr", "ssim"):
+                value = tune.distortion_db(objective, jpegtorch.decode(c), original).sum()
+                grad, = torch.autograd.grad(value, tables, retain_graph=objective == "psnr")
+                parts[(part, objective)] = (grad * base).reshape(-1).numpy()
+        bits, dist = [], {"psnr": [], "ssim": []}
+        for index in entries:
             step = max(1.0, round(0.2 * float(base[index])))
-            sizes = []
+            sizes, values = [], {"psnr": [], "ssim": []}
             for sign in (1, -1):
                 perturbed = base.clone()
                 perturbed[index] += sign * step
                 c = jpegtorch.encode(image, q, tables=perturbed, mode="hard")
                 sizes.append(len(write_coefficients(c, optimize=True)) * 8)
-            actual.append((sizes[0] - sizes[1]) / (2 * step))
-            predicted.append(float(tables.grad[index]))
-        corr = float(np.corrcoef(predicted, actual)[0, 1])
-        results[f"{name}@q{q}"] = {"correlation": corr,
-                                   "sum_ratio": float(np.sum(predicted) / np.sum(actual))}
-        print(f"  {name} q{q}: correlation {corr:.3f}, "
-              f"sum of gradients / sum of differences {np.sum(predicted) / np.sum(actual):.2f}")
+                decoded = jpegtorch.decode(c).double() / 255.0
+                for objective in values:
+                    values[objective].append(
+                        float(tune.distortion_db(objective, decoded, original)[0]))
+            bits.append((sizes[0] - sizes[1]) / (2 * step))
+            for objective in values:
+                diff = (values[objective][0] - values[objective][1]) / (2 * step)
+                dist[objective].append(diff * float(base[index]))
+        predicted = rate_grad.reshape(-1).numpy()
+        name = f"{path.stem}@q{q}"
+        results["rate"][name] = {
+            "correlation": float(np.corrcoef(predicted, bits)[0, 1]),
+            "sum_ratio": float(predicted.sum() / np.sum(bits))}
+        print(f"  rate {name}: correlation {results['rate'][name]['correlation']:.3f}, "
+              f"sum of gradients / sum of differences {results['rate'][name]['sum_ratio']:.2f}")
+        for objective in ("psnr", "ssim"):
+            nz, zero = parts[("nonzero", objective)], parts[("zero", objective)]
+            actual = np.array(dist[objective])
+            pooled.setdefault(objective, []).append([nz, zero, actual])
+            plain = nz + zero
+            print(f"  {objective} {name}: plain ste correlation "
+                  f"{np.corrcoef(plain, actual)[0, 1]:.3f}, sum ratio "
+                  f"{plain.sum() / actual.sum():.2f}")
+    for objective, rows in pooled.items():
+        nz = np.concatenate([r[0] for r in rows])
+        zero = np.concatenate([r[1] for r in rows])
+        actual = np.concatenate([r[2] for r in rows])
+        design = np.stack([nz, zero], 1)
+        gains = np.linalg.lstsq(design, actual, rcond=None)[0]
+        shipped = tune.NONZERO_GAIN * nz + tune.ZERO_GAIN * zero
+        results["distortion"][objective] = {
+            "fitted_gains": gains.tolist(),
+            "plain_ste_correlation": float(np.corrcoef(nz + zero, actual)[0, 1]),
+            "plain_ste_sum_ratio": float((nz + zero).sum() / actual.sum()),
+            "calibrated_correlation": float(np.corrcoef(shipped, actual)[0, 1]),
+            "calibrated_sum_ratio": float(shipped.sum() / actual.sum()),
+        }
+        row = results["distortion"][objective]
+        print(f"  {objective}: fitted gains nonzero {gains[0]:.2f}, zero {gains[1]:.2f}; "
+              f"plain ste corr {row['plain_ste_correlation']:.3f} "
+              f"(sum x{row['plain_ste_sum_ratio']:.2f}), shipped gains "
+              f"({tune.NONZERO_GAIN}, {tune.ZERO_GAIN}) corr "
+              f"{row['calibrated_correlation']:.3f} (sum x{row['calibrated_sum_ratio']:.2f})")
     return results
 
 

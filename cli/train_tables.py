@@ -59,7 +59,8 @@ def sidecar_path(output: str) -> Path:
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling to train for.")
 @click.option("--steps", type=click.IntRange(0), default=600, show_default=True,
-              help="Total optimisation steps (a resumed run continues up to this many).")
+              help="Total optimisation steps. A resumed run continues up to this many "
+                   "(more than the checkpoint's run: the learning-rate decay restarts).")
 @click.option("--crop", type=click.IntRange(16), default=256, show_default=True,
               help="Side of the square training crops (MS-SSIM: at least 161).")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
@@ -72,8 +73,10 @@ def sidecar_path(output: str) -> Path:
               help="Initial tables: a cjpeg -qtables file or a preset name.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to train (auto: CUDA when available).")
-@click.option("--threads", type=click.IntRange(1), default=None,
-              help="CPU threads for torch [default: torch's choice].")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="CPU threads for torch. The tensors of a step are small: one thread "
+                   "is about as fast as several, and far faster when other processes "
+                   "keep the cores busy.")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Continue from a checkpoint; options not given come from it.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -92,9 +95,10 @@ def sidecar_path(output: str) -> Path:
 @handle_errors
 def tables(data: Path, objective: str, lam: float | None, target_bpp: float | None,
            quality_range: tuple[int, int], subsampling: str, steps: int, crop: int, batch: int,
-           seed: int, lr: float, init: str, device: str, threads: int | None,
+           seed: int, lr: float, init: str, device: str, threads: int,
            resume: Path | None, checkpoint: Path | None, checkpoint_every: int,
-           eval_crops: int, log_every: int, output: str, quiet: bool, debug: bool) -> None:
+           eval_crops: int, log_every: int, output: str, quiet: bool, debug: bool,
+           ) -> None:
     """Learn JPEG quantization tables for a data set: base luma and chroma tables
     that any JPEG decoder reads, scaled by --quality as libjpeg scales its own.
 
@@ -133,8 +137,7 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
 
     from jpegtorch import tune
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():

@@ -194,8 +194,11 @@ def estimate_rate(coefficients: Coefficients, *, huffman: str = "optimal",
 
 
 def _huffman_slots(coefficients: Coefficients) -> tuple[int, ...]:
-    """The Huffman table slot of each component: 0 for the first, 1 for the rest."""
-    return tuple(0 if c == 0 else 1 for c in range(coefficients.num_components))
+    """The Huffman table slot of each component, as libjpeg assigns them (and our
+    writer): YCbCr 0 for luma and 1 for chroma; grey and RGB all 0."""
+    if coefficients.color == "ycbcr":
+        return tuple(0 if c == 0 else 1 for c in range(coefficients.num_components))
+    return (0,) * coefficients.num_components
 
 
 def _scan_blocks(coefficients: Coefficients, c: int) -> Tensor:

@@ -171,7 +171,8 @@ class ImageSet:
     Attributes:
         images: uint8 tensors ``[3, H, W]`` (grey images are replicated).
         names: one display name per image.
-        fingerprint: SHA-256 over the names and sizes (for checkpoints).
+        fingerprint: SHA-256 over the file names (relative to the folder) and
+            image sizes, to recognise the data set on ``--resume``.
         source: the folder or file the images were read from.
     """
 
@@ -248,6 +249,7 @@ def load_images(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
             raise JPEGError("no training images given")
     images: list[Tensor] = []
     names: list[str] = []
+    digest = hashlib.sha256()
     small = 0
     for path in files:
         try:
@@ -270,12 +272,20 @@ def load_images(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
         array = np.asarray(rgb, dtype=np.uint8)
         images.append(torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous())
         names.append(str(path))
+        digest.update(f"{_relative(path, source)}:{width}x{height}\n".encode())
     if not images:
         if small:
             raise JPEGError(f"{label}: no image is at least {min_size}x{min_size} pixels "
                             f"(the crop size); use a smaller --crop")
         raise JPEGError(f"{label}: no readable images")
-    return ImageSet(images=images, names=names, source=label)
+    return ImageSet(images=images, names=names, source=label, fingerprint=digest.hexdigest())
+
+
+def _relative(path: Path, source: object) -> str:
+    """``path`` relative to the source folder (so fingerprints do not depend on the cwd)."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return path.relative_to(Path(source)).as_posix()
+    return path.name
 
 
 class CropSampler:

@@ -161,3 +161,15 @@ def test_errors() -> None:
     c = jpegtorch.encode(to_chw(synthetic(16, 16)), 50, mode="hard")
     with pytest.raises(ValueError, match="huffman"):
         rate.estimate_bits(c, huffman="arithmetic")
+
+
+def test_rgb_files_share_one_huffman_table() -> None:
+    """Adobe RGB files (one table pair for all components, APP14) are modelled too."""
+    from dataclasses import replace
+
+    image = to_chw(load_sample("kodim23_256x192.png"))
+    for quality in (30, 85):
+        c = jpegtorch.encode(image, quality, subsampling="4:4:4", mode="hard")
+        rgb = replace(c, color="rgb")
+        real = len(write_coefficients(rgb, optimize=True)) * 8
+        assert abs(float(rate.estimate_bits(rgb)[0]) / real - 1) <= BOUND
