@@ -137,126 +137,131 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
 
     from jpegtorch import tune
 
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise CliError("--device cuda: no CUDA device available")
-
-    settings: dict[str, Any] = {
-        "objective": objective, "lam": lam, "target_bpp": target_bpp,
-        "quality_range": quality_range, "subsampling": subsampling, "crop": crop,
-        "batch": batch, "seed": seed, "lr": lr, "init": init,
-    }
-    state = None
-    if resume is not None:
-        state = tune.load_checkpoint(resume)
-        ctx = click.get_current_context()
-        saved = state["config"]
-        for option, key in RUN_OPTIONS.items():
-            given = ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
-            value = tuple(saved[key]) if key == "quality_range" else saved[key]
-            if not given:
-                settings[key] = value
-            elif settings[key] != value:
-                raise click.BadParameter(
-                    f"the checkpoint was trained with {value!r}; got {settings[key]!r}",
-                    param_hint=f"--{option.replace('_', '-')}" if option != "lam"
-                    else "--lambda")
     try:
-        config = tune.TrainConfig(steps=steps, **settings)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise CliError("--device cuda: no CUDA device available")
 
-    images = tune.load_images(data, min_size=config.crop,
-                              warn=lambda message: warn(message, quiet=quiet))
-    trainer = tune.TableTrainer(images, config, device=device)
-    if state is not None:
-        if state.get("data_fingerprint") != images.fingerprint:
-            warn(f"{data}: not the images the checkpoint was trained on", quiet=quiet)
-        trainer.load_state_dict(state)
-    ckpt = checkpoint if checkpoint is not None else _beside(output, ".ckpt")
+        settings: dict[str, Any] = {
+            "objective": objective, "lam": lam, "target_bpp": target_bpp,
+            "quality_range": quality_range, "subsampling": subsampling, "crop": crop,
+            "batch": batch, "seed": seed, "lr": lr, "init": init,
+        }
+        state = None
+        if resume is not None:
+            state = tune.load_checkpoint(resume)
+            ctx = click.get_current_context()
+            saved = state["config"]
+            for option, key in RUN_OPTIONS.items():
+                given = ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
+                value = tuple(saved[key]) if key == "quality_range" else saved[key]
+                if not given:
+                    settings[key] = value
+                elif settings[key] != value:
+                    raise click.BadParameter(
+                        f"the checkpoint was trained with {value!r}; got {settings[key]!r}",
+                        param_hint=f"--{option.replace('_', '-')}" if option != "lam"
+                        else "--lambda")
+        try:
+            config = tune.TrainConfig(steps=steps, **settings)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
 
-    if not quiet:
-        if config.lam is not None:
-            mode = f"lambda {config.lam:g}"
-        elif config.target_bpp is not None:
-            mode = f"target {config.target_bpp:g} bpp"
-        else:
-            mode = "rate matched to Annex K"
-        click.echo(f"jtorch: training {config.objective} tables on {len(images)} images "
-                   f"({images.pixels / 1e6:.1f} MP), {config.steps} steps of "
-                   f"{config.batch}x{config.crop}px crops, quality {quality_range[0]}:"
-                   f"{quality_range[1]}, {config.subsampling}, {mode}, {device}", err=True)
-    callback, close = _progress(trainer, quiet=quiet, log_every=log_every)
-    try:
-        result = trainer.train(callback=callback, checkpoint=ckpt,
-                               checkpoint_every=checkpoint_every)
-    finally:
-        close()
+        images = tune.load_images(data, min_size=config.crop,
+                                  warn=lambda message: warn(message, quiet=quiet))
+        trainer = tune.TableTrainer(images, config, device=device)
+        if state is not None:
+            if state.get("data_fingerprint") != images.fingerprint:
+                warn(f"{data}: not the images the checkpoint was trained on", quiet=quiet)
+            trainer.load_state_dict(state)
+        ckpt = checkpoint if checkpoint is not None else _beside(output, ".ckpt")
 
-    base = result.round().to(torch.int64)
-    luma = base[0].reshape(-1).tolist()
-    chroma = base[1].reshape(-1).tolist()
-    evaluation = None
-    if eval_crops:
-        low, high = config.quality_range
-        qualities = sorted({round(low + (high - low) * k / 4) for k in range(5)})
-        if len(qualities) >= 2:
-            if not quiet:
-                click.echo(f"jtorch: measuring real files on {eval_crops} training crops, "
-                           f"qualities {', '.join(map(str, qualities))}", err=True)
-            evaluation = tune.evaluate_tables(images, base, qualities=qualities,
-                                              subsampling=config.subsampling,
-                                              count=eval_crops, crop=config.crop)
-    comment = (f"jpegtorch tuned base quantization tables ({config.objective}, "
-               f"{trainer.step} steps on {data})\n"
-               f"natural order; scaled by quality as libjpeg does: "
-               f"cjpeg -qtables FILE -quality Q")
-    text = format_qtables([luma, chroma], comment=comment)
-    last = trainer.history[-1] if trainer.history else None
-    meta = {
-        "format": tune.SIDECAR_FORMAT,
-        "tables_file": Path(output).name,
-        "objective": config.objective,
-        "lambda": trainer.lam,
-        "lambda_mode": config.lambda_mode,
-        "target_bpp": config.target_bpp,
-        "data": str(data),
-        "data_images": len(images),
-        "data_megapixels": round(images.pixels / 1e6, 3),
-        "data_fingerprint": images.fingerprint,
-        "steps": trainer.step,
-        "quality_range": list(config.quality_range),
-        "subsampling": config.subsampling,
-        "crop": config.crop,
-        "batch": config.batch,
-        "seed": config.seed,
-        "lr": config.lr,
-        "init": config.init,
-        "device": device,
-        "train_seconds": round(trainer.elapsed, 1),
-        "command": "jtorch " + " ".join(sys.argv[1:]) if sys.argv else "",
-        "final": None if last is None else {
-            "loss": last.loss, "bpp": last.bpp, "psnr": last.psnr, "lambda": last.lam,
-            "reference_bpp": last.reference_bpp},
-        "train_eval": evaluation,
-        "luma": luma,
-        "chroma": chroma,
-    }
-    write_output(output, text.encode("ascii"))
-    write_output(str(sidecar), (json.dumps(meta, indent=2) + "\n").encode())
-    if not quiet:
-        click.echo(f"jtorch: wrote {output} and {sidecar} (checkpoint {ckpt})", err=True)
-        if evaluation is not None:
-            click.echo(
-                f"jtorch: on the training crops vs Annex K: BD-rate "
-                f"{evaluation['bd_rate_psnr']:+.2f}% at equal PSNR, "
-                f"{evaluation['bd_rate_ssim']:+.2f}% at equal SSIM; mean bpp "
-                f"{_mean(evaluation['anchor']['bpp']):.3f} -> "
-                f"{_mean(evaluation['tuned']['bpp']):.3f}, PSNR "
-                f"{_mean(evaluation['anchor']['psnr']):.2f} -> "
-                f"{_mean(evaluation['tuned']['psnr']):.2f} dB", err=True)
+        if not quiet:
+            if config.lam is not None:
+                mode = f"lambda {config.lam:g}"
+            elif config.target_bpp is not None:
+                mode = f"target {config.target_bpp:g} bpp"
+            else:
+                mode = "rate matched to Annex K"
+            click.echo(f"jtorch: training {config.objective} tables on {len(images)} images "
+                       f"({images.pixels / 1e6:.1f} MP), {config.steps} steps of "
+                       f"{config.batch}x{config.crop}px crops, quality {quality_range[0]}:"
+                       f"{quality_range[1]}, {config.subsampling}, {mode}, {device}", err=True)
+        callback, close = _progress(trainer, quiet=quiet, log_every=log_every)
+        try:
+            result = trainer.train(callback=callback, checkpoint=ckpt,
+                                   checkpoint_every=checkpoint_every)
+        finally:
+            close()
+
+        base = result.round().to(torch.int64)
+        luma = base[0].reshape(-1).tolist()
+        chroma = base[1].reshape(-1).tolist()
+        evaluation = None
+        if eval_crops:
+            low, high = config.quality_range
+            qualities = sorted({round(low + (high - low) * k / 4) for k in range(5)})
+            if len(qualities) >= 2:
+                if not quiet:
+                    click.echo(f"jtorch: measuring real files on {eval_crops} training crops, "
+                               f"qualities {', '.join(map(str, qualities))}", err=True)
+                evaluation = tune.evaluate_tables(images, base, qualities=qualities,
+                                                  subsampling=config.subsampling,
+                                                  count=eval_crops, crop=config.crop)
+        comment = (f"jpegtorch tuned base quantization tables ({config.objective}, "
+                   f"{trainer.step} steps on {data})\n"
+                   f"natural order; scaled by quality as libjpeg does: "
+                   f"cjpeg -qtables FILE -quality Q")
+        text = format_qtables([luma, chroma], comment=comment)
+        last = trainer.history[-1] if trainer.history else None
+        meta = {
+            "format": tune.SIDECAR_FORMAT,
+            "tables_file": Path(output).name,
+            "objective": config.objective,
+            "lambda": trainer.lam,
+            "lambda_mode": config.lambda_mode,
+            "target_bpp": config.target_bpp,
+            "data": str(data),
+            "data_images": len(images),
+            "data_megapixels": round(images.pixels / 1e6, 3),
+            "data_fingerprint": images.fingerprint,
+            "steps": trainer.step,
+            "quality_range": list(config.quality_range),
+            "subsampling": config.subsampling,
+            "crop": config.crop,
+            "batch": config.batch,
+            "seed": config.seed,
+            "lr": config.lr,
+            "init": config.init,
+            "device": device,
+            "train_seconds": round(trainer.elapsed, 1),
+            "command": "jtorch " + " ".join(sys.argv[1:]) if sys.argv else "",
+            "final": None if last is None else {
+                "loss": last.loss, "bpp": last.bpp, "psnr": last.psnr, "lambda": last.lam,
+                "reference_bpp": last.reference_bpp},
+            "train_eval": evaluation,
+            "luma": luma,
+            "chroma": chroma,
+        }
+        write_output(output, text.encode("ascii"))
+        write_output(str(sidecar), (json.dumps(meta, indent=2) + "\n").encode())
+        if not quiet:
+            click.echo(f"jtorch: wrote {output} and {sidecar} (checkpoint {ckpt})", err=True)
+            if evaluation is not None:
+                click.echo(
+                    f"jtorch: on the training crops vs Annex K: BD-rate "
+                    f"{evaluation['bd_rate_psnr']:+.2f}% at equal PSNR, "
+                    f"{evaluation['bd_rate_ssim']:+.2f}% at equal SSIM; mean bpp "
+                    f"{_mean(evaluation['anchor']['bpp']):.3f} -> "
+                    f"{_mean(evaluation['tuned']['bpp']):.3f}, PSNR "
+                    f"{_mean(evaluation['anchor']['psnr']):.2f} -> "
+                    f"{_mean(evaluation['tuned']['psnr']):.2f} dB", err=True)
+
+    finally:  # in-process callers keep their thread count
+        torch.set_num_threads(previous_threads)
 
 
 def _mean(values: list[float]) -> float:
