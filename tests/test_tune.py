@@ -131,6 +131,18 @@ def test_reproducible_and_resumable(tmp_path: Path) -> None:
         tune.load_checkpoint(tmp_path / "junk.ckpt")
 
 
+def test_ms_ssim_and_target_bpp_modes() -> None:
+    images = [to_chw(load_sample(name)) for name in SAMPLES[:3]]
+    data = tune.ImageSet(images=images, names=list(SAMPLES[:3]))
+    trainer = tune.TableTrainer(data, tune.TrainConfig(objective="ms-ssim", crop=176, batch=1,
+                                                       steps=2, target_bpp=1.0))
+    trainer.train()
+    assert trainer.config.lambda_mode == "target-bpp"
+    assert all(np.isfinite(h.loss) and h.distortion_db < 0 for h in trainer.history)
+    with pytest.raises(JPEGError, match="smaller than"):
+        tune.TableTrainer(sample_set(), tune.TrainConfig(crop=200))
+
+
 def test_load_images_skips_and_errors(data_dir: Path, tmp_path: Path) -> None:
     warnings: list[str] = []
     data = tune.load_images(data_dir, min_size=200, warn=warnings.append)
