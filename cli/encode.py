@@ -101,8 +101,12 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @click.option("-o", "--output", metavar="PATH",
               help="Output file (one input; '-' = stdout) or directory (several inputs). "
                    "Default: beside each input, with .jpg.")
-@click.option("-q", "--quality", type=click.IntRange(1, 100), default=75, show_default=True,
-              help="JPEG quality (libjpeg scale; 50 uses --tables as given).")
+@click.option("-q", "--quality", type=click.IntRange(1, 100), default=None,
+              help="JPEG quality 1..100 (libjpeg scale; 50 uses --tables as given), default "
+                   "75; with --codec learned the level 1..6 (1 = smallest file), default 4.")
+@click.option("--codec", type=click.Choice(["jpeg", "learned"]), default="jpeg",
+              show_default=True,
+              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container.")
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling.")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
@@ -118,9 +122,10 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
               show_default=True, help="Refuse larger images (0 = no limit).")
 @quiet_debug_options
 @handle_errors
-def encode(inputs: tuple[str, ...], output: str | None, quality: int, subsampling: str,
-           grayscale: bool, optimize: bool, restart: int, tables: str | None,
-           no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
+def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
+           subsampling: str, grayscale: bool, optimize: bool, restart: int,
+           tables: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
+           debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
 
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
@@ -131,9 +136,15 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int, subsamplin
       jtorch encode photo.png -q 90 -o photo.jpg
       jtorch encode *.png -o out/ --optimize
       cat photo.ppm | jtorch encode - -o - > photo.jpg
+      jtorch encode photo.png --codec learned -q 2 -o photo.jtc
     """
     if inputs.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    if codec == "learned":
+        _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
+                        no_clobber, max_pixels, quiet, debug)
+        return
+    quality = 75 if quality is None else quality
     outputs = plan_outputs(list(inputs), output, ".jpg")
 
     from jpegtorch.formats.jfif_writer import encode_jpeg, resolve_base_tables
@@ -163,4 +174,35 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int, subsamplin
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
     if failures:
+        sys.exit(1)
+
+
+def _encode_learned(inputs: tuple[str, ...], output: str | None, level: int | None,
+                    grayscale: bool, optimize: bool, restart: int, tables: str | None,
+                    no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
+    """``jtorch encode --codec learned``: images -> .jtc files of the learned codec."""
+    jpeg_only = [name for name, used in (("--optimize", optimize), ("--restart", restart),
+                                         ("--tables", tables is not None)) if used]
+    if jpeg_only:
+        raise click.UsageError(f"{', '.join(jpeg_only)} apply to --codec jpeg only")
+    from jpegtorch.formats.container import EXTENSION
+
+    from jpegtorch.learned import DEFAULT_LEVEL, LEVELS
+
+    level = DEFAULT_LEVEL if level is None else level
+    if level not in LEVELS:
+        raise click.BadParameter(f"the learned codec has levels {min(LEVELS)}..{max(LEVELS)}",
+                                 param_hint="--quality")
+    outputs = plan_outputs(list(inputs), output, EXTENSION)
+
+    from jpegtorch.learned import encode_image
+
+    def process(index: int, src: str) -> None:
+        name = "<stdin>" if src == "-" else src
+        image = load_image(read_input(src), name=name, max_pixels=max_pixels,
+                           grayscale=grayscale, quiet=quiet)
+        write_output(outputs[index], encode_image(image, level=level), inputs=list(inputs),
+                     no_clobber=no_clobber)
+
+    if run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="encode"):
         sys.exit(1)

@@ -108,6 +108,7 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
     """
     if inputs.count(STDIO) > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    from jpegtorch.formats.container import describe, is_container
     from jpegtorch.formats.jfif_reader import read_info
 
     failures = 0
@@ -116,7 +117,18 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
     for src in inputs:
         name = "<stdin>" if src == STDIO else src
         try:
-            result = read_info(read_input(src))
+            data = read_input(src)
+            if is_container(data):  # the learned codec's .jtc (by magic bytes)
+                described = describe(data)
+                if as_json:
+                    records.append({"file": name, **described})
+                else:
+                    if blocks:
+                        click.echo("")
+                    click.echo(format_container(name, described))
+                    blocks.append(name)
+                continue
+            result = read_info(data)
         except KeyboardInterrupt:
             raise
         except Exception as exc:
@@ -141,3 +153,17 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
         click.echo(json.dumps(records, indent=2))
     if failures:
         sys.exit(1)
+
+
+def format_container(name: str, info: dict[str, Any]) -> str:
+    """Human-readable summary of a .jtc file (from ``container.describe``)."""
+    lines = [f"{name}: jtorch learned container v{info.get('version')}, "
+             f"{info.get('width')}x{info.get('height')}, {info.get('channels')} channels"]
+    lines.append(f"  codec:         {info.get('codec')} (model {info.get('model')}, "
+                 f"weights {info.get('model_hash')}, level {info.get('level')})")
+    for stream in info.get("streams", []):
+        lines.append(f"  stream:        {stream.get('name')}: {stream.get('bytes')} bytes "
+                     f"({stream.get('bits')} bits), crc32 {stream.get('crc32')}")
+    lines.append(f"  header:        {info.get('header_bytes')} bytes")
+    lines.append(f"  file:          {info.get('file_bytes')} bytes, {info.get('bpp', 0):.3f} bpp")
+    return "\n".join(lines)
