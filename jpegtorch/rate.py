@@ -65,10 +65,10 @@ from .coefficients import Coefficients
 
 #: Calibrated: mean excess of a length-limited Huffman code over the ideal
 #: lengths above, in bits per symbol (fitted on crops of the training set).
-HUFFMAN_OVERHEAD: float = 0.0489
+HUFFMAN_OVERHEAD: float = 0.0465
 
 #: Calibrated: fraction of entropy-coded bits added by 0xFF00 byte stuffing.
-STUFFING: float = 0.00326
+STUFFING: float = 0.00335
 
 
 @dataclass(frozen=True)
