@@ -186,7 +186,8 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
                 mode = f"target {config.target_bpp:g} bpp"
             else:
                 mode = "rate matched to Annex K"
-            click.echo(f"jtorch: training {config.objective} tables on {len(images)} images "
+            plural = "s" if len(images) != 1 else ""
+        click.echo(f"jtorch: training {config.objective} tables on {len(images)} image{plural} "
                        f"({images.pixels / 1e6:.1f} MP), {config.steps} steps of "
                        f"{config.batch}x{config.crop}px crops, quality {quality_range[0]}:"
                        f"{quality_range[1]}, {config.subsampling}, {mode}, {device}", err=True)

@@ -20,21 +20,26 @@ The trainer behind ``jtorch train tables`` (and, for one image, a future
   ``psnr``, ``10 log10(1 - SSIM)`` for ``ssim`` and ``ms-ssim``. In log units
   every quality of the range counts alike (linear MSE and bits vary tenfold
   across 30..90), and ``lambda`` reads as "dB of quality per halving of the
-  file". How lambda is set:
+  file". The distortion's gradient is calibrated for tables
+  (:func:`calibrated_gradients`). The tables' overall scale (their mean in log
+  space, which sets the rate) is handled apart from their shape (see
+  :class:`TableTrainer`):
 
-  * ``lam`` given: fixed;
-  * ``target_bpp`` given: adapted each step (dual ascent) until the
-    geometric-mean bpp of the crops is the target;
-  * neither (the default): adapted until the crops' files are, on geometric
-    average, as large as with the Annex K tables at the same qualities. The
-    tables then keep libjpeg's quality scale: same size at the same
-    ``-quality``, better PSNR/SSIM.
+  * ``lam`` given: fixed lambda; the scale follows the loss too;
+  * ``target_bpp`` given: the scale is steered until the geometric-mean bpp
+    of the crops is the target, and lambda is the measured slope of the
+    distortion against the rate along the scale;
+  * neither (the default): the same, until the crops' files are, on
+    geometric average, as large as with the Annex K tables at the same
+    qualities. The tables then keep libjpeg's quality scale: about the same
+    size at the same ``-quality``, better PSNR/SSIM.
 
 - :func:`evaluate_tables`: real files (the JFIF writer, optimized Huffman
   tables), decoded by Pillow, on fixed crops: bpp, PSNR, SSIM per quality,
   and BD-rates against another table set.
 - :func:`save_checkpoint` / :func:`load_checkpoint`: resumable state
-  (parameters, optimizer, step, lambda, RNG state), written atomically.
+  (parameters, optimizer, step, lambda and slopes, RNG state), written
+  atomically.
 
 A run is reproducible: the same data, configuration and seed give the same
 tables on the same device, and a run resumed from a checkpoint continues
