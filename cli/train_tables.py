@@ -187,8 +187,8 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
             else:
                 mode = "rate matched to Annex K"
             plural = "s" if len(images) != 1 else ""
-        click.echo(f"jtorch: training {config.objective} tables on {len(images)} image{plural} "
-                       f"({images.pixels / 1e6:.1f} MP), {config.steps} steps of "
+            click.echo(f"jtorch: training {config.objective} tables on {len(images)} "
+                       f"image{plural} ({images.pixels / 1e6:.1f} MP), {config.steps} steps of "
                        f"{config.batch}x{config.crop}px crops, quality {quality_range[0]}:"
                        f"{quality_range[1]}, {config.subsampling}, {mode}, {device}", err=True)
         callback, close = _progress(trainer, quiet=quiet, log_every=log_every)

@@ -218,6 +218,10 @@ def test_cli_trains_writes_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     assert qtables.read_qtables(out) == qtables.read_qtables(straight)
     assert json.loads(out.with_suffix(".json").read_text())["steps"] == 5
 
+    quiet = train_cli(*common[:-4], "--steps", "1", "--eval-crops", "0", "-Q", "-o",
+                      str(tmp_path / "quiet.txt"))
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
+
     result = train_cli(*common[:2], "--objective", "ssim", "--resume",
                        str(out.with_suffix(".ckpt")), "-o", str(out))
     assert result.exit_code == 2 and "checkpoint was trained with" in result.stderr
