@@ -70,6 +70,10 @@ def synthetic(height: int, width: int, seed: int = 0, kind: str = "mixed") -> np
     return np.clip(base, 0, 255).astype(np.uint8)
 
 
+# Tests run two xdist workers on small tensors: one torch thread each avoids
+# oversubscribing the cores (torch's barrier stalls made some tests 15x slower).
+torch.set_num_threads(1)
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
