@@ -78,26 +78,21 @@ def downsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
     numpix = hexp * vexp
     if numpix & (numpix - 1) == 0:
         # a power-of-two box: its mean (sum / numpix) is exact, and pooling is fast
-        mean = torch.nn.functional.avg_pool2d(plane[:, None], (vexp, hexp))[:, 0]
-        if not is_exact(mode):
-            return mean
-        if (hexp, vexp) == (2, 1):
-            bias = torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
-        elif (hexp, vexp) == (2, 2):
-            bias = 1 + torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
-        else:
-            bias = torch.full((1,), float(numpix // 2), device=plane.device, dtype=plane.dtype)
-        return floor_div(mean, 1, bias / numpix, mode)
-    boxes = plane.reshape(n, height // vexp, vexp, width // hexp, hexp).sum(dim=(2, 4))
+        total = torch.nn.functional.avg_pool2d(plane[:, None], (vexp, hexp))[:, 0]
+        divisor = 1
+    else:
+        total = plane.reshape(n, height // vexp, vexp, width // hexp, hexp).sum(dim=(2, 4))
+        divisor = numpix
     if not is_exact(mode):
-        return boxes / numpix
-    if (hexp, vexp) == (2, 1):
-        bias = torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
-    elif (hexp, vexp) == (2, 2):
-        bias = 1 + torch.arange(width // hexp, device=plane.device, dtype=plane.dtype) % 2
+        return total / divisor
+    # libjpeg's rounding biases: 0,1,0,1 (2x1) and 1,2,1,2 (2x2) by output column,
+    # numpix // 2 for other boxes (jcsample.c)
+    if (hexp, vexp) in ((2, 1), (2, 2)):
+        columns = torch.arange(width // hexp, device=plane.device, dtype=plane.dtype)
+        bias = columns % 2 + (1 if vexp == 2 else 0)
     else:
         bias = torch.full((1,), float(numpix // 2), device=plane.device, dtype=plane.dtype)
-    return floor_div(boxes, numpix, bias, mode)
+    return floor_div(total, divisor, bias * divisor / numpix, mode)
 
 
 def _padded(plane: Tensor, rows: bool, cols: bool) -> Tensor:
