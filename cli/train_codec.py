@@ -104,7 +104,7 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
     import torch
 
     from jpegtorch.learned.data import CropSampler, load_training_set
-    from jpegtorch.learned.train import TrainConfig, train
+    from jpegtorch.learned.train import TrainConfig, TrainingInterrupted, train
 
     lams = _parse_lambdas(lambdas)
     if threads is not None:
@@ -141,8 +141,14 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
 
     meta = {"data": str(data), "kind": kind, "command": " ".join(sys.argv)}
     ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt")
-    result = train(config, CropSampler(train_images), output, checkpoint=ckpt, resume=resume,
-                   device=device, progress=interactive, log=log, meta=meta)
+    try:
+        result = train(config, CropSampler(train_images), output, checkpoint=ckpt,
+                       resume=resume, device=device, progress=interactive, log=log, meta=meta)
+    except TrainingInterrupted as stopped:
+        if rank == 0:
+            click.echo(f"jtorch: interrupted after step {stopped.step}; checkpoint saved to "
+                       f"{ckpt} (continue with --resume {ckpt})", err=True)
+        sys.exit(130)
     if rank != 0:
         return
     if not quiet:

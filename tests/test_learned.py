@@ -4,6 +4,8 @@ damage handling, determinism, and the trainer (loss goes down, resume, CLI)."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +258,46 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     after = loss_of(ckpt)
     assert after < 0.9 * before
     assert codec.load_model(tmp_path / "m.pt").levels == 1
+
+
+class _InterruptingSampler(_Sampler):
+    """Sends this process ``signum`` while sampling the batch of call ``at``."""
+
+    def __init__(self, at: int, signum: int) -> None:
+        super().__init__()
+        self.calls, self.at, self.signum = 0, at, signum
+
+    def sample(self, rng: np.random.Generator, batch: int, crop: int) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().sample(rng, batch, crop)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_saves_checkpoint_and_resume_is_exact(tmp_path, signum):
+    """Ctrl-C/SIGTERM finish the current step, save it, and a resume continues exactly."""
+    from jpegtorch.learned.train import TrainingInterrupted
+
+    def config() -> TrainConfig:
+        return TrainConfig(lambdas=(0.02, 0.05), steps=6, crop=32, batch=2, n=8, m=8,
+                           warmup=1, log_every=1000)
+
+    handler = signal.getsignal(signum)
+    ckpt = tmp_path / "a.ckpt"
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(config(), _InterruptingSampler(3, signum), tmp_path / "a.pt", checkpoint=ckpt,
+              progress=False)
+    assert signal.getsignal(signum) is handler  # restored
+    assert stopped.value.step == 3 and torch.load(ckpt, weights_only=False)["step"] == 3
+    assert not (tmp_path / "a.pt").exists()  # no half-trained export
+    train(config(), _Sampler(), tmp_path / "a.pt", checkpoint=ckpt, resume=ckpt, progress=False)
+    train(config(), _Sampler(), tmp_path / "b.pt", checkpoint=tmp_path / "b.ckpt", progress=False)
+    resumed = torch.load(ckpt, weights_only=False)["model"]
+    straight = torch.load(tmp_path / "b.ckpt", weights_only=False)["model"]
+    assert resumed.keys() == straight.keys()
+    for key in resumed:
+        assert torch.equal(resumed[key], straight[key]), key
 
 
 def test_cli_train_codec_tiny(tmp_path):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +31,18 @@ from torch import Tensor
 from .model import FactorizedCodec
 
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.048)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised when SIGINT/SIGTERM stopped training; the checkpoint is up to date.
+
+    ``step`` is the number of completed steps saved in ``checkpoint``.
+    """
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted after step {step}; checkpoint {checkpoint}")
+        self.step = step
+        self.checkpoint = checkpoint
 
 
 @dataclass
@@ -197,8 +211,16 @@ def train(config: TrainConfig, sampler: Any, output: Path, *, checkpoint: Path,
     started = time.monotonic()
     last_save = started
     model.train()
+    # Ctrl-C / SIGTERM (e.g. a scheduler's pre-emption) stop at the next step
+    # boundary and save the checkpoint, so no work since the last save is lost.
+    # Single-process runs only: under DDP the ranks would stop at different steps.
+    stop: list[int] = []
+    previous: dict[int, Any] = {}
+    if not distributed and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, _frame: stop.append(signum))
     try:
-        while step < config.steps:
+        while step < config.steps and not stop:
             level = level_of_step(config.seed, step, levels)
             rng = step_rng(config.seed, rank, step)
             torch.manual_seed(int(rng.integers(2**62)))
@@ -236,9 +258,13 @@ def train(config: TrainConfig, sampler: Any, output: Path, *, checkpoint: Path,
                 save_checkpoint()
                 last_save = now
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
     save_checkpoint()
+    if stop:
+        raise TrainingInterrupted(step, checkpoint)
     if rank == 0:
         export_model(model, config.lambdas, output, meta={**(meta or {}), "steps": step})
     if distributed:
