@@ -19,6 +19,10 @@ behaviour on corrupt data:
 
 Huffman decoding uses a 9-bit lookahead table (code length and symbol in one
 ``int32``) and falls back to the canonical ``maxcode`` walk for longer codes.
+The lookahead is written out inline at each call site on purpose: moved into
+a helper it is not inlined by numba/LLVM and the kernels ran 2-8x slower (each
+call passes the table arrays, with reference counting); the rare paths
+(:func:`_symbol`, :func:`_bits`, :func:`_ensure`) are shared helpers.
 While at least 32 bits are buffered a whole code + value is decoded without
 further checks; near a marker the careful bit-by-bit path reproduces libjpeg's
 zero filling exactly.
@@ -135,7 +139,7 @@ def derive_table(bits: Sequence[int], huffval: Sequence[int], *, is_dc: bool,
     return lookup, maxcode, valoffset, vals
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fill(data, acc, nbits, pos, marker):  # pragma: no cover - compiled
     """Load bytes until at least 57 bits are buffered or a marker is met.
 
@@ -255,6 +259,92 @@ def read_restart_marker(data, pos, marker, next_rst, discarded, stats):  # pragm
             discarded = 0
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def _ensure(data, need, acc, nbits, pos, marker, eof, short, n_hit):  # pragma: no cover
+    """Make ``need`` (1..16) bits available, reading bytes as needed.
+
+    Past a marker or the end of the data, libjpeg supplies zero bits: the
+    buffer is padded with zeros, ``short`` ("insufficient data") becomes True
+    and the first time counts one "premature end of data segment" warning.
+    The bit-reader state travels as ``(acc, nbits, pos, marker, eof, short,
+    n_hit)``; every helper below takes and returns it in that order.
+    """
+    if nbits < need:
+        acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
+        eof |= e
+        if nbits < need:
+            if not short:
+                short = True
+                n_hit += 1
+            acc = acc << (57 - nbits)
+            nbits = 57
+    return acc, nbits, pos, marker, eof, short, n_hit
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _bits(data, n, acc, nbits, pos, marker, eof, short, n_hit):  # pragma: no cover
+    """Read ``n`` (1..16) raw bits: ``(value, *state)``."""
+    acc, nbits, pos, marker, eof, short, n_hit = _ensure(
+        data, n, acc, nbits, pos, marker, eof, short, n_hit)
+    nbits -= n
+    return (acc >> nbits) & ((1 << n) - 1), acc, nbits, pos, marker, eof, short, n_hit
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _extend(v, s):  # pragma: no cover - compiled
+    """JPEG's EXTEND: the ``s``-bit magnitude category value ``v`` as a signed int."""
+    return v + 1 - (1 << s) if v < (1 << (s - 1)) else v
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _symbol(data, t, maxcode, valoffset, huffval,
+            acc, nbits, pos, marker, eof, short, n_hit, n_bad):  # pragma: no cover
+    """Decode one Huffman symbol the 9-bit lookahead did not: ``(symbol, *state, n_bad)``.
+
+    The kernels try ``lookup`` first (inline, the common case); this handles
+    the rest: with 32+ bits buffered, the ``maxcode`` walk for codes longer
+    than 9 bits; nearer a marker, bit by bit with libjpeg's zero filling. An
+    invalid code (17 bits) counts a "bad Huffman code" warning and decodes as 0.
+    """
+    if nbits >= 32:
+        length = 10
+        code = (acc >> (nbits - 10)) & 1023
+        while length < 17 and code > maxcode[t, length]:
+            length += 1
+            code = (acc >> (nbits - length)) & ((1 << length) - 1)
+        nbits -= length
+    else:
+        code = np.int64(0)
+        length = 0
+        while True:
+            acc, nbits, pos, marker, eof, short, n_hit = _ensure(
+                data, 1, acc, nbits, pos, marker, eof, short, n_hit)
+            nbits -= 1
+            code = (code << 1) | ((acc >> nbits) & 1)
+            length += 1
+            if length >= 17 or code <= maxcode[t, length]:
+                break
+    if length > 16:
+        n_bad += 1
+        sym = np.int64(0)
+    else:
+        sym = np.int64(huffval[t, code + valoffset[t, length]])
+    return sym, acc, nbits, pos, marker, eof, short, n_hit, n_bad
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _refine_bit(coefs, idx, p1, m1, data, acc, nbits, pos, marker, eof, short,
+                n_hit):  # pragma: no cover - compiled
+    """AC refinement of a nonzero coefficient: read its correction bit and apply it."""
+    bit, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+        data, 1, acc, nbits, pos, marker, eof, short, n_hit)
+    cv = coefs[idx]
+    if bit and (cv & p1) == 0:
+        cv = cv + p1 if cv >= 0 else cv + m1
+        coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
+    return acc, nbits, pos, marker, eof, short, n_hit
+
+
 @njit(cache=True, nogil=True)
 def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
                        mcus_per_row, mcu_rows, imcu_div,
@@ -267,7 +357,7 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
     nbits = np.int64(0)
     marker = np.int64(0)
     eof = np.int64(0)
-    insufficient = False
+    short = False  # libjpeg's "insufficient_data" of the current restart interval
     last_dc = np.zeros(4, dtype=np.int64)
     restarts_to_go = restart_interval
     next_rst = np.int64(0)
@@ -280,7 +370,7 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
     for mcu in range(total):
         mrow = mcu // mcus_per_row
         mcol = mcu - mrow * mcus_per_row
-        if not insufficient:  # checked before the restart, as jdcoefct.c does
+        if not short:  # checked before the restart, as jdcoefct.c does
             last_good = mrow // imcu_div
         # ---- restart marker -------------------------------------------------
         if restart_interval > 0:
@@ -295,11 +385,11 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
                     last_dc[i] = 0
                 restarts_to_go = restart_interval
                 if marker == 0:
-                    insufficient = False
+                    short = False
                 if strict and (stats[ST_EXTRANEOUS] or stats[ST_RESYNC] or eof):
                     break
             restarts_to_go -= 1
-        if insufficient:  # out of data: leave the rest of the interval zero
+        if short:  # out of data: leave the rest of the interval zero
             done += 1
             continue
         # ---- one MCU --------------------------------------------------------
@@ -318,159 +408,43 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
                     if nbits < 32:
                         acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
                         eof |= e
-                    if nbits >= 32:
-                        look = (acc >> (nbits - 9)) & 511
-                        ent = lookup[dct, look]
-                        if ent != 0:
-                            nbits -= ent >> 8
-                            s = np.int64(ent & 255)
-                        else:
-                            length = 10
-                            code = (acc >> (nbits - 10)) & 1023
-                            while length < 17 and code > maxcode[dct, length]:
-                                length += 1
-                                code = (acc >> (nbits - length)) & ((1 << length) - 1)
-                            nbits -= length
-                            if length > 16:
-                                n_bad += 1
-                                s = np.int64(0)
-                            else:
-                                s = np.int64(huffval[dct, code + valoffset[dct, length]])
-                        if s:
-                            r = (acc >> (nbits - s)) & ((1 << s) - 1)
-                            nbits -= s
-                            if r < (1 << (s - 1)):
-                                r += 1 - (1 << s)
-                            s = r
+                    ent = lookup[dct, (acc >> (nbits - 9)) & 511] if nbits >= 32 else 0
+                    if ent != 0:
+                        nbits -= ent >> 8
+                        s = np.int64(ent & 255)
                     else:
-                        # careful path: bit by bit with libjpeg's zero filling
-                        code = np.int64(0)
-                        length = 0
-                        while True:
-                            if nbits < 1:
-                                acc, nbits, pos, marker, e = _fill(
-                                    data, acc, nbits, pos, marker)
-                                eof |= e
-                                if nbits < 1:
-                                    if not insufficient:
-                                        insufficient = True
-                                        n_hit += 1
-                                    acc = acc << (57 - nbits)
-                                    nbits = 57
-                            nbits -= 1
-                            code = (code << 1) | ((acc >> nbits) & 1)
-                            length += 1
-                            if length >= 17 or code <= maxcode[dct, length]:
-                                break
-                        if length > 16:
-                            n_bad += 1
-                            s = np.int64(0)
-                        else:
-                            s = np.int64(huffval[dct, code + valoffset[dct, length]])
-                        if s:
-                            if nbits < s:
-                                acc, nbits, pos, marker, e = _fill(
-                                    data, acc, nbits, pos, marker)
-                                eof |= e
-                                if nbits < s:
-                                    if not insufficient:
-                                        insufficient = True
-                                        n_hit += 1
-                                    acc = acc << (57 - nbits)
-                                    nbits = 57
-                            r = (acc >> (nbits - s)) & ((1 << s) - 1)
-                            nbits -= s
-                            if r < (1 << (s - 1)):
-                                r += 1 - (1 << s)
-                            s = r
+                        s, acc, nbits, pos, marker, eof, short, n_hit, n_bad = _symbol(
+                            data, dct, maxcode, valoffset, huffval,
+                            acc, nbits, pos, marker, eof, short, n_hit, n_bad)
+                    if s:
+                        r, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                            data, s, acc, nbits, pos, marker, eof, short, n_hit)
+                        s = _extend(r, s)
                     v = last_dc[ci] + s
                     v = ((v + 2147483648) & 0xFFFFFFFF) - 2147483648  # C int arithmetic
                     last_dc[ci] = v
                     coefs[base] = ((v + 32768) & 0xFFFF) - 32768  # JCOEF
-                    # ======== sequential AC coefficients ========
+                    # ======== AC coefficients ========
                     k = 1
                     while k < 64:
                         if nbits < 32:
-                            acc, nbits, pos, marker, e = _fill(
-                                data, acc, nbits, pos, marker)
+                            acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
                             eof |= e
-                        if nbits >= 32:
-                            look = (acc >> (nbits - 9)) & 511
-                            ent = lookup[act, look]
-                            if ent != 0:
-                                nbits -= ent >> 8
-                                sym = np.int64(ent & 255)
-                            else:
-                                length = 10
-                                code = (acc >> (nbits - 10)) & 1023
-                                while length < 17 and code > maxcode[act, length]:
-                                    length += 1
-                                    code = (acc >> (nbits - length)) & ((1 << length) - 1)
-                                nbits -= length
-                                if length > 16:
-                                    n_bad += 1
-                                    sym = np.int64(0)
-                                else:
-                                    sym = np.int64(
-                                        huffval[act, code + valoffset[act, length]])
-                            r = sym >> 4
-                            s = sym & 15
-                            if s:
-                                k += r
-                                v = (acc >> (nbits - s)) & ((1 << s) - 1)
-                                nbits -= s
-                                if v < (1 << (s - 1)):
-                                    v += 1 - (1 << s)
-                                coefs[base + natural[k]] = v
-                            elif r == 15:
-                                k += 15
-                            else:
-                                break
-                            k += 1
-                            continue
-                        # careful path
-                        code = np.int64(0)
-                        length = 0
-                        while True:
-                            if nbits < 1:
-                                acc, nbits, pos, marker, e = _fill(
-                                    data, acc, nbits, pos, marker)
-                                eof |= e
-                                if nbits < 1:
-                                    if not insufficient:
-                                        insufficient = True
-                                        n_hit += 1
-                                    acc = acc << (57 - nbits)
-                                    nbits = 57
-                            nbits -= 1
-                            code = (code << 1) | ((acc >> nbits) & 1)
-                            length += 1
-                            if length >= 17 or code <= maxcode[act, length]:
-                                break
-                        if length > 16:
-                            n_bad += 1
-                            sym = np.int64(0)
+                        ent = lookup[act, (acc >> (nbits - 9)) & 511] if nbits >= 32 else 0
+                        if ent != 0:
+                            nbits -= ent >> 8
+                            sym = np.int64(ent & 255)
                         else:
-                            sym = np.int64(huffval[act, code + valoffset[act, length]])
+                            sym, acc, nbits, pos, marker, eof, short, n_hit, n_bad = _symbol(
+                                data, act, maxcode, valoffset, huffval,
+                                acc, nbits, pos, marker, eof, short, n_hit, n_bad)
                         r = sym >> 4
                         s = sym & 15
                         if s:
                             k += r
-                            if nbits < s:
-                                acc, nbits, pos, marker, e = _fill(
-                                    data, acc, nbits, pos, marker)
-                                eof |= e
-                                if nbits < s:
-                                    if not insufficient:
-                                        insufficient = True
-                                        n_hit += 1
-                                    acc = acc << (57 - nbits)
-                                    nbits = 57
-                            v = (acc >> (nbits - s)) & ((1 << s) - 1)
-                            nbits -= s
-                            if v < (1 << (s - 1)):
-                                v += 1 - (1 << s)
-                            coefs[base + natural[k]] = v
+                            v, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                                data, s, acc, nbits, pos, marker, eof, short, n_hit)
+                            coefs[base + natural[k]] = _extend(v, s)
                         elif r == 15:
                             k += 15
                         else:
@@ -501,7 +475,7 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
     nbits = np.int64(0)
     marker = np.int64(0)
     eof = np.int64(0)
-    insufficient = False
+    short = False  # libjpeg's "insufficient_data" of the current restart interval
     last_dc = np.zeros(4, dtype=np.int64)
     eobrun = np.int64(0)
     restarts_to_go = restart_interval
@@ -519,7 +493,7 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
     for mcu in range(total):
         mrow = mcu // mcus_per_row
         mcol = mcu - mrow * mcus_per_row
-        if not insufficient:  # checked before the restart, as jdcoefct.c does
+        if not short:  # checked before the restart, as jdcoefct.c does
             last_good = mrow // imcu_div
         # ---- restart marker -------------------------------------------------
         if restart_interval > 0:
@@ -535,11 +509,11 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                 eobrun = 0
                 restarts_to_go = restart_interval
                 if marker == 0:
-                    insufficient = False
+                    short = False
                 if strict and (stats[ST_EXTRANEOUS] or stats[ST_RESYNC] or eof):
                     break
             restarts_to_go -= 1
-        if insufficient:  # out of data: leave the rest of the interval zero
+        if short:  # out of data: leave the rest of the interval zero
             done += 1
             continue
         # ---- one MCU --------------------------------------------------------
@@ -559,71 +533,18 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                         if nbits < 32:
                             acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
                             eof |= e
-                        if nbits >= 32:
-                            look = (acc >> (nbits - 9)) & 511
-                            ent = lookup[dct, look]
-                            if ent != 0:
-                                nbits -= ent >> 8
-                                s = np.int64(ent & 255)
-                            else:
-                                length = 10
-                                code = (acc >> (nbits - 10)) & 1023
-                                while length < 17 and code > maxcode[dct, length]:
-                                    length += 1
-                                    code = (acc >> (nbits - length)) & ((1 << length) - 1)
-                                nbits -= length
-                                if length > 16:
-                                    n_bad += 1
-                                    s = np.int64(0)
-                                else:
-                                    s = np.int64(huffval[dct, code + valoffset[dct, length]])
-                            if s:
-                                r = (acc >> (nbits - s)) & ((1 << s) - 1)
-                                nbits -= s
-                                if r < (1 << (s - 1)):
-                                    r += 1 - (1 << s)
-                                s = r
+                        ent = lookup[dct, (acc >> (nbits - 9)) & 511] if nbits >= 32 else 0
+                        if ent != 0:
+                            nbits -= ent >> 8
+                            s = np.int64(ent & 255)
                         else:
-                            # careful path: bit by bit with libjpeg's zero filling
-                            code = np.int64(0)
-                            length = 0
-                            while True:
-                                if nbits < 1:
-                                    acc, nbits, pos, marker, e = _fill(
-                                        data, acc, nbits, pos, marker)
-                                    eof |= e
-                                    if nbits < 1:
-                                        if not insufficient:
-                                            insufficient = True
-                                            n_hit += 1
-                                        acc = acc << (57 - nbits)
-                                        nbits = 57
-                                nbits -= 1
-                                code = (code << 1) | ((acc >> nbits) & 1)
-                                length += 1
-                                if length >= 17 or code <= maxcode[dct, length]:
-                                    break
-                            if length > 16:
-                                n_bad += 1
-                                s = np.int64(0)
-                            else:
-                                s = np.int64(huffval[dct, code + valoffset[dct, length]])
-                            if s:
-                                if nbits < s:
-                                    acc, nbits, pos, marker, e = _fill(
-                                        data, acc, nbits, pos, marker)
-                                    eof |= e
-                                    if nbits < s:
-                                        if not insufficient:
-                                            insufficient = True
-                                            n_hit += 1
-                                        acc = acc << (57 - nbits)
-                                        nbits = 57
-                                r = (acc >> (nbits - s)) & ((1 << s) - 1)
-                                nbits -= s
-                                if r < (1 << (s - 1)):
-                                    r += 1 - (1 << s)
-                                s = r
+                            s, acc, nbits, pos, marker, eof, short, n_hit, n_bad = _symbol(
+                                data, dct, maxcode, valoffset, huffval,
+                                acc, nbits, pos, marker, eof, short, n_hit, n_bad)
+                        if s:
+                            r, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                                data, s, acc, nbits, pos, marker, eof, short, n_hit)
+                            s = _extend(r, s)
                         v = last_dc[ci] + s
                         if v > 2147483647 or v < -2147483648:
                             dc_overflow = 1  # libjpeg: fatal JERR_BAD_DCT_COEF
@@ -634,116 +555,49 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                         coefs[base] = ((v + 32768) & 0xFFFF) - 32768  # JCOEF
                     # ======== DC refinement ========
                     elif kind == DC_REFINE:
-                        if nbits < 1:
-                            acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
-                            eof |= e
-                            if nbits < 1:
-                                if not insufficient:
-                                    insufficient = True
-                                    n_hit += 1
-                                acc = acc << (57 - nbits)
-                                nbits = 57
-                        nbits -= 1
-                        if (acc >> nbits) & 1:
+                        bit, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                            data, 1, acc, nbits, pos, marker, eof, short, n_hit)
+                        if bit:
                             v = coefs[base] | p1
                             coefs[base] = ((v + 32768) & 0xFFFF) - 32768
-                    # ======== AC first (progressive): one block per MCU ========
+                    # ======== AC first: one block per MCU ========
                     elif kind == AC_FIRST:
                         if eobrun > 0:
                             eobrun -= 1
                             continue
                         k = ss
                         while k <= se:
-                            # decode one symbol (careful path when near a marker)
                             if nbits < 32:
-                                acc, nbits, pos, marker, e = _fill(
-                                    data, acc, nbits, pos, marker)
+                                acc, nbits, pos, marker, e = _fill(data, acc, nbits, pos, marker)
                                 eof |= e
-                            if nbits >= 32:
-                                look = (acc >> (nbits - 9)) & 511
-                                ent = lookup[act, look]
-                                if ent != 0:
-                                    nbits -= ent >> 8
-                                    sym = np.int64(ent & 255)
-                                else:
-                                    length = 10
-                                    code = (acc >> (nbits - 10)) & 1023
-                                    while length < 17 and code > maxcode[act, length]:
-                                        length += 1
-                                        code = (acc >> (nbits - length)) & ((1 << length) - 1)
-                                    nbits -= length
-                                    if length > 16:
-                                        n_bad += 1
-                                        sym = np.int64(0)
-                                    else:
-                                        sym = np.int64(
-                                            huffval[act, code + valoffset[act, length]])
+                            ent = lookup[act, (acc >> (nbits - 9)) & 511] if nbits >= 32 else 0
+                            if ent != 0:
+                                nbits -= ent >> 8
+                                sym = np.int64(ent & 255)
                             else:
-                                code = np.int64(0)
-                                length = 0
-                                while True:
-                                    if nbits < 1:
-                                        acc, nbits, pos, marker, e = _fill(
-                                            data, acc, nbits, pos, marker)
-                                        eof |= e
-                                        if nbits < 1:
-                                            if not insufficient:
-                                                insufficient = True
-                                                n_hit += 1
-                                            acc = acc << (57 - nbits)
-                                            nbits = 57
-                                    nbits -= 1
-                                    code = (code << 1) | ((acc >> nbits) & 1)
-                                    length += 1
-                                    if length >= 17 or code <= maxcode[act, length]:
-                                        break
-                                if length > 16:
-                                    n_bad += 1
-                                    sym = np.int64(0)
-                                else:
-                                    sym = np.int64(huffval[act, code + valoffset[act, length]])
+                                sym, acc, nbits, pos, marker, eof, short, n_hit, n_bad = _symbol(
+                                    data, act, maxcode, valoffset, huffval,
+                                    acc, nbits, pos, marker, eof, short, n_hit, n_bad)
                             r = sym >> 4
                             s = sym & 15
                             if s:
                                 k += r
-                                if nbits < s:
-                                    acc, nbits, pos, marker, e = _fill(
-                                        data, acc, nbits, pos, marker)
-                                    eof |= e
-                                    if nbits < s:
-                                        if not insufficient:
-                                            insufficient = True
-                                            n_hit += 1
-                                        acc = acc << (57 - nbits)
-                                        nbits = 57
-                                v = (acc >> (nbits - s)) & ((1 << s) - 1)
-                                nbits -= s
-                                if v < (1 << (s - 1)):
-                                    v += 1 - (1 << s)
-                                v = v << al
+                                v, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                                    data, s, acc, nbits, pos, marker, eof, short, n_hit)
+                                v = _extend(v, s) << al
                                 coefs[base + natural[k]] = ((v + 32768) & 0xFFFF) - 32768
+                            elif r == 15:
+                                k += 15
                             else:
-                                if r == 15:
-                                    k += 15
-                                else:
-                                    eobrun = np.int64(1) << r
-                                    if r:
-                                        if nbits < r:
-                                            acc, nbits, pos, marker, e = _fill(
-                                                data, acc, nbits, pos, marker)
-                                            eof |= e
-                                            if nbits < r:
-                                                if not insufficient:
-                                                    insufficient = True
-                                                    n_hit += 1
-                                                acc = acc << (57 - nbits)
-                                                nbits = 57
-                                        eobrun += (acc >> (nbits - r)) & ((1 << r) - 1)
-                                        nbits -= r
-                                    eobrun -= 1
-                                    break
+                                eobrun = np.int64(1) << r
+                                if r:
+                                    extra, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                                        data, r, acc, nbits, pos, marker, eof, short, n_hit)
+                                    eobrun += extra
+                                eobrun -= 1
+                                break
                             k += 1
-                    # ======== AC refinement (progressive) ========
+                    # ======== AC refinement ========
                     elif kind == AC_REFINE:
                         k = ss
                         if eobrun == 0:
@@ -752,105 +606,38 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                                     acc, nbits, pos, marker, e = _fill(
                                         data, acc, nbits, pos, marker)
                                     eof |= e
-                                if nbits >= 32:
-                                    look = (acc >> (nbits - 9)) & 511
-                                    ent = lookup[act, look]
-                                    if ent != 0:
-                                        nbits -= ent >> 8
-                                        sym = np.int64(ent & 255)
-                                    else:
-                                        length = 10
-                                        code = (acc >> (nbits - 10)) & 1023
-                                        while length < 17 and code > maxcode[act, length]:
-                                            length += 1
-                                            code = (acc >> (nbits - length)) & (
-                                                (1 << length) - 1)
-                                        nbits -= length
-                                        if length > 16:
-                                            n_bad += 1
-                                            sym = np.int64(0)
-                                        else:
-                                            sym = np.int64(
-                                                huffval[act, code + valoffset[act, length]])
+                                ent = (lookup[act, (acc >> (nbits - 9)) & 511]
+                                       if nbits >= 32 else 0)
+                                if ent != 0:
+                                    nbits -= ent >> 8
+                                    sym = np.int64(ent & 255)
                                 else:
-                                    code = np.int64(0)
-                                    length = 0
-                                    while True:
-                                        if nbits < 1:
-                                            acc, nbits, pos, marker, e = _fill(
-                                                data, acc, nbits, pos, marker)
-                                            eof |= e
-                                            if nbits < 1:
-                                                if not insufficient:
-                                                    insufficient = True
-                                                    n_hit += 1
-                                                acc = acc << (57 - nbits)
-                                                nbits = 57
-                                        nbits -= 1
-                                        code = (code << 1) | ((acc >> nbits) & 1)
-                                        length += 1
-                                        if length >= 17 or code <= maxcode[act, length]:
-                                            break
-                                    if length > 16:
-                                        n_bad += 1
-                                        sym = np.int64(0)
-                                    else:
-                                        sym = np.int64(
-                                            huffval[act, code + valoffset[act, length]])
+                                    sym, acc, nbits, pos, marker, eof, short, n_hit, n_bad = \
+                                        _symbol(data, act, maxcode, valoffset, huffval,
+                                                acc, nbits, pos, marker, eof, short, n_hit, n_bad)
                                 r = sym >> 4
                                 s = sym & 15
                                 if s:
                                     if s != 1:
                                         n_bad += 1
-                                    if nbits < 1:
-                                        acc, nbits, pos, marker, e = _fill(
-                                            data, acc, nbits, pos, marker)
-                                        eof |= e
-                                        if nbits < 1:
-                                            if not insufficient:
-                                                insufficient = True
-                                                n_hit += 1
-                                            acc = acc << (57 - nbits)
-                                            nbits = 57
-                                    nbits -= 1
-                                    s = p1 if (acc >> nbits) & 1 else m1
-                                else:
-                                    if r != 15:
-                                        eobrun = np.int64(1) << r
-                                        if r:
-                                            if nbits < r:
-                                                acc, nbits, pos, marker, e = _fill(
-                                                    data, acc, nbits, pos, marker)
-                                                eof |= e
-                                                if nbits < r:
-                                                    if not insufficient:
-                                                        insufficient = True
-                                                        n_hit += 1
-                                                    acc = acc << (57 - nbits)
-                                                    nbits = 57
-                                            eobrun += (acc >> (nbits - r)) & ((1 << r) - 1)
-                                            nbits -= r
-                                        break
+                                    bit, acc, nbits, pos, marker, eof, short, n_hit = _bits(
+                                        data, 1, acc, nbits, pos, marker, eof, short, n_hit)
+                                    s = p1 if bit else m1
+                                elif r != 15:
+                                    eobrun = np.int64(1) << r
+                                    if r:
+                                        extra, acc, nbits, pos, marker, eof, short, n_hit = \
+                                            _bits(data, r, acc, nbits, pos, marker, eof, short,
+                                                  n_hit)
+                                        eobrun += extra
+                                    break
                                 # skip r zero coefficients, correcting the nonzero ones
                                 while True:
                                     idx = base + natural[k]
-                                    cv = coefs[idx]
-                                    if cv != 0:
-                                        if nbits < 1:
-                                            acc, nbits, pos, marker, e = _fill(
-                                                data, acc, nbits, pos, marker)
-                                            eof |= e
-                                            if nbits < 1:
-                                                if not insufficient:
-                                                    insufficient = True
-                                                    n_hit += 1
-                                                acc = acc << (57 - nbits)
-                                                nbits = 57
-                                        nbits -= 1
-                                        if (acc >> nbits) & 1:
-                                            if (cv & p1) == 0:
-                                                cv = cv + p1 if cv >= 0 else cv + m1
-                                                coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
+                                    if coefs[idx] != 0:
+                                        acc, nbits, pos, marker, eof, short, n_hit = \
+                                            _refine_bit(coefs, idx, p1, m1, data, acc, nbits,
+                                                        pos, marker, eof, short, n_hit)
                                     else:
                                         r -= 1
                                         if r < 0:
@@ -864,23 +651,10 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                         if eobrun > 0:
                             while k <= se:
                                 idx = base + natural[k]
-                                cv = coefs[idx]
-                                if cv != 0:
-                                    if nbits < 1:
-                                        acc, nbits, pos, marker, e = _fill(
-                                            data, acc, nbits, pos, marker)
-                                        eof |= e
-                                        if nbits < 1:
-                                            if not insufficient:
-                                                insufficient = True
-                                                n_hit += 1
-                                            acc = acc << (57 - nbits)
-                                            nbits = 57
-                                    nbits -= 1
-                                    if (acc >> nbits) & 1:
-                                        if (cv & p1) == 0:
-                                            cv = cv + p1 if cv >= 0 else cv + m1
-                                            coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
+                                if coefs[idx] != 0:
+                                    acc, nbits, pos, marker, eof, short, n_hit = _refine_bit(
+                                        coefs, idx, p1, m1, data, acc, nbits, pos, marker, eof,
+                                        short, n_hit)
                                 k += 1
                             eobrun -= 1
                 if stop:
