@@ -152,7 +152,10 @@ def main() -> None:
              "threads": torch.get_num_threads(), "encode_s": statistics.median(enc),
              "decode_s": statistics.median(dec)}
 
-    result = {"images": len(images), "model": str(model_path or codec.DEFAULT_WEIGHTS),
+    shown = Path(model_path or codec.DEFAULT_WEIGHTS).resolve()
+    if shown.is_relative_to(ROOT.resolve()):  # repo-relative: no machine paths in docs/
+        shown = shown.relative_to(ROOT.resolve())
+    result = {"images": len(images), "model": str(shown),
               "model_name": loaded.name, "model_hash": loaded.hash8.hex(),
               "model_meta": loaded.meta, "ours": ours, "jpeg_pillow_420": jpeg,
               "bd_rate_vs_jpeg_percent": bd, "bd_method": "pchip",
