@@ -346,6 +346,37 @@ def _refine_bit(coefs, idx, p1, m1, data, acc, nbits, pos, marker, eof, short,
 
 
 @njit(cache=True, nogil=True)
+def _restart(data, pos, marker, nbits, next_rst, discarded, eof, last_dc,
+             stats):  # pragma: no cover - compiled
+    """Process the restart marker due now (``jdhuff.c`` ``process_restart``).
+
+    Drops the buffered bits (whole bytes count as discarded), reads and checks
+    RSTn and resets the DC predictions. Returns ``(pos, marker, discarded,
+    eof, next_rst)``; the caller empties its bit buffer.
+    """
+    discarded += nbits // 8
+    marker, pos, discarded, e = read_restart_marker(data, pos, marker, next_rst, discarded,
+                                                    stats)
+    for i in range(4):
+        last_dc[i] = 0
+    return pos, marker, discarded, eof | e, (next_rst + 1) & 7
+
+
+@njit(cache=True, nogil=True)
+def _store_stats(stats, pos, marker, eof, n_hit, n_bad, discarded, last_good,
+                 done):  # pragma: no cover - compiled
+    """Write a kernel's final state into ``stats`` (see the ``ST_*`` indices)."""
+    stats[ST_POS] = pos
+    stats[ST_MARKER] = marker
+    stats[ST_EOF] = eof
+    stats[ST_HIT_MARKER] = n_hit
+    stats[ST_BAD_CODE] = n_bad
+    stats[ST_DISCARDED] = discarded
+    stats[ST_LAST_GOOD_ROW] = last_good
+    stats[ST_MCUS_DONE] = done
+
+
+@njit(cache=True, nogil=True)
 def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
                        mcus_per_row, mcu_rows, imcu_div,
                        comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
@@ -375,14 +406,9 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
         # ---- restart marker -------------------------------------------------
         if restart_interval > 0:
             if restarts_to_go == 0:
-                discarded += nbits // 8
+                pos, marker, discarded, eof, next_rst = _restart(
+                    data, pos, marker, nbits, next_rst, discarded, eof, last_dc, stats)
                 nbits = 0
-                marker, pos, discarded, e = read_restart_marker(data, pos, marker, next_rst,
-                                                                discarded, stats)
-                eof |= e
-                next_rst = (next_rst + 1) & 7
-                for i in range(4):
-                    last_dc[i] = 0
                 restarts_to_go = restart_interval
                 if marker == 0:
                     short = False
@@ -453,14 +479,7 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
         done += 1
         if (strict and (n_hit or n_bad or stats[ST_EXTRANEOUS] or stats[ST_RESYNC])):
             break
-    stats[ST_POS] = pos
-    stats[ST_MARKER] = marker
-    stats[ST_EOF] = eof
-    stats[ST_HIT_MARKER] = n_hit
-    stats[ST_BAD_CODE] = n_bad
-    stats[ST_DISCARDED] = discarded
-    stats[ST_LAST_GOOD_ROW] = last_good
-    stats[ST_MCUS_DONE] = done
+    _store_stats(stats, pos, marker, eof, n_hit, n_bad, discarded, last_good, done)
 
 
 @njit(cache=True, nogil=True)
@@ -498,14 +517,9 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
         # ---- restart marker -------------------------------------------------
         if restart_interval > 0:
             if restarts_to_go == 0:
-                discarded += nbits // 8
+                pos, marker, discarded, eof, next_rst = _restart(
+                    data, pos, marker, nbits, next_rst, discarded, eof, last_dc, stats)
                 nbits = 0
-                marker, pos, discarded, e = read_restart_marker(data, pos, marker, next_rst,
-                                                                discarded, stats)
-                eof |= e
-                next_rst = (next_rst + 1) & 7
-                for i in range(4):
-                    last_dc[i] = 0
                 eobrun = 0
                 restarts_to_go = restart_interval
                 if marker == 0:
@@ -664,15 +678,8 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
         done += 1
         if stop or (strict and (n_hit or n_bad or stats[ST_EXTRANEOUS] or stats[ST_RESYNC])):
             break
-    stats[ST_POS] = pos
-    stats[ST_MARKER] = marker
-    stats[ST_EOF] = eof
-    stats[ST_HIT_MARKER] = n_hit
-    stats[ST_BAD_CODE] = n_bad
-    stats[ST_DISCARDED] = discarded
-    stats[ST_LAST_GOOD_ROW] = last_good
+    _store_stats(stats, pos, marker, eof, n_hit, n_bad, discarded, last_good, done)
     stats[ST_DC_OVERFLOW] = dc_overflow
-    stats[ST_MCUS_DONE] = done
 
 
 def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
