@@ -27,6 +27,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, kodak_paths
 
+from jpegtorch.metrics import bd_rate as bjontegaard
+
 # CompressAI's published Kodak results (results/image/kodak/compressai-*_mse_cuda.json,
 # github.com/InterDigitalInc/CompressAI), PSNR over RGB; for context only.
 COMPRESSAI = {
@@ -54,8 +56,6 @@ def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float:
     17 points over 21-41 dB, where one least-squares cubic misfits by up to
     ~3 % in rate; the classic cubic value is stored beside it in the JSON.
     """
-    from jpegtorch.metrics import bd_rate as bjontegaard
-
     return bjontegaard(rate_a, psnr_a, rate_b, psnr_b, method="pchip")
 
 
@@ -130,8 +130,6 @@ def main() -> None:
 
     jpeg = jpeg_curve(images)
     bd = bd_rate(jpeg["bpp"], jpeg["psnr"], ours["bpp"], ours["psnr"])
-    from jpegtorch.metrics import bd_rate as bjontegaard
-
     bd_cubic = bjontegaard(jpeg["bpp"], jpeg["psnr"], ours["bpp"], ours["psnr"])
 
     # speed: one 768x512 image, CPU, median of 3 (after a warm-up)
