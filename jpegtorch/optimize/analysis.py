@@ -43,7 +43,10 @@ class Analysis:
             float64 before down-sampling (what the decoder's up-sampled output
             is compared with).
         raw: per component, the FDCT output ``[hib, wib, 64]`` int32, natural
-            order, scaled by 8 (libjpeg's ``DCTELEM`` workspace).
+            order, scaled by 8 (libjpeg's ``DCTELEM`` workspace); float64 when
+            not ``exact``.
+        exact: libjpeg's integer stages (:func:`analyze`), or the real-valued
+            transform of the real-valued colour planes (:func:`analyze_float`).
     """
 
     size: tuple[int, int]
@@ -52,6 +55,7 @@ class Analysis:
     planes: tuple[np.ndarray, ...]
     full: tuple[np.ndarray, ...]
     raw: tuple[np.ndarray, ...]
+    exact: bool = True
 
     @property
     def num_components(self) -> int:
@@ -158,11 +162,75 @@ def replace_planes(analysis: Analysis, planes: dict[int, np.ndarray]) -> Analysi
         hib, wib = analysis.raw[c].shape[:2]
         rows = np.minimum(np.arange(hib * 8), own[0] - 1)
         cols = np.minimum(np.arange(wib * 8), own[1] - 1)
-        padded = np.clip(np.round(plane), 0, 255)[rows][:, cols]
+        if analysis.exact:
+            padded = np.clip(np.round(plane), 0, 255)[rows][:, cols]
+            raw[c] = forward_dct(padded)
+        else:
+            padded = np.clip(plane, 0, 255)[rows][:, cols]
+            raw[c] = forward_dct_float(padded)
         out_planes[c] = padded
-        raw[c] = forward_dct(padded)
     return Analysis(size=analysis.size, sampling=analysis.sampling, color=analysis.color,
-                    planes=tuple(out_planes), full=analysis.full, raw=tuple(raw))
+                    planes=tuple(out_planes), full=analysis.full, raw=tuple(raw),
+                    exact=analysis.exact)
+
+
+#: JFIF's YCbCr -> RGB as libjpeg-turbo's decoder applies it (jdcolor.c), on
+#: ``(Y, Cb - 128, Cr - 128)``.
+DECODER_MATRIX = np.array([[1.0, 0.0, 1.40200], [1.0, -0.34414, -0.71414], [1.0, 1.77200, 0.0]])
+
+
+def analyze_float(image: object, subsampling: str = "4:2:0") -> Analysis:
+    """Like :func:`analyze`, in real numbers: the colour planes that the decoder's
+    colour conversion maps exactly onto the image (no rounding), box-filtered
+    chroma (means), and the orthonormal DCT (times 8, libjpeg's scale).
+
+    For encoders that choose the coefficients themselves, these are the targets:
+    libjpeg's rounded planes add a rounding error of their own (variance 1/12
+    per sample) before any quantization.
+    """
+    from ..sampling import parse_subsampling
+
+    array = np.asarray(image.numpy() if hasattr(image, "numpy") else image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[0] not in (1, 3):
+        raise ValueError(f"image must be uint8 [C, H, W] with C = 1 or 3, got "
+                         f"{array.dtype} {array.shape}")
+    channels, height, width = array.shape
+    pixels = array.astype(np.float64)
+    if channels == 3:
+        sampling = parse_subsampling(subsampling)
+        ycc = np.einsum("ok,khw->ohw", np.linalg.inv(DECODER_MATRIX), pixels)
+        ycc[1:] += 128.0
+        color = "ycbcr"
+    else:
+        sampling = ((1, 1),)
+        ycc = pixels
+        color = "gray"
+    hmax = max(h for h, _ in sampling)
+    vmax = max(v for _, v in sampling)
+    planes, raw = [], []
+    for c, (h, v) in enumerate(sampling):
+        hexp, vexp = hmax // h, vmax // v
+        own = (-(-height * v // vmax), -(-width * h // hmax))
+        hib, wib = -(-own[0] // 8), -(-own[1] // 8)
+        rows = np.minimum(np.arange(own[0] * vexp), height - 1)
+        cols = np.minimum(np.arange(own[1] * hexp), width - 1)
+        plane = ycc[c][rows][:, cols].reshape(own[0], vexp, own[1], hexp).mean(axis=(1, 3))
+        padded = plane[np.minimum(np.arange(hib * 8), own[0] - 1)][
+            :, np.minimum(np.arange(wib * 8), own[1] - 1)]
+        planes.append(padded)
+        raw.append(forward_dct_float(padded))
+    return Analysis(size=(int(height), int(width)), sampling=tuple(sampling), color=color,
+                    planes=tuple(planes), full=tuple(np.clip(p, 0.0, 255.0) for p in ycc),
+                    raw=tuple(raw), exact=False)
+
+
+def forward_dct_float(plane: np.ndarray) -> np.ndarray:
+    """The orthonormal 8×8 DCT of a plane of whole blocks, times 8 (libjpeg's scale):
+    ``[8 hib, 8 wib]`` samples -> ``[hib, wib, 64]`` float64 (natural order)."""
+    hib, wib = plane.shape[0] // 8, plane.shape[1] // 8
+    blocks = (plane - 128.0).reshape(hib, 8, wib, 8).transpose(0, 2, 1, 3)
+    coef = np.matmul(np.matmul(_DCT, blocks), _DCT.T) * 8.0
+    return np.ascontiguousarray(coef.reshape(hib, wib, 64))
 
 
 def forward_dct(plane: np.ndarray) -> np.ndarray:
@@ -203,6 +271,6 @@ def inverse_plane(blocks: np.ndarray, quant: np.ndarray, shape: tuple[int, int])
     """
     by, bx = blocks.shape[:2]
     coef = (blocks.astype(np.float64) * np.asarray(quant, dtype=np.float64)).reshape(by, bx, 8, 8)
-    samples = np.einsum("ui,yxuv,vj->yxij", _DCT, coef, _DCT) + 128.0
+    samples = np.matmul(np.matmul(_DCT.T, coef), _DCT) + 128.0
     plane = samples.transpose(0, 2, 1, 3).reshape(by * 8, bx * 8)
     return np.clip(plane[: shape[0], : shape[1]], 0.0, 255.0)

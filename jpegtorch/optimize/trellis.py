@@ -74,7 +74,8 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cove
     """AC trellis of every block of one component.
 
     Args:
-        raw: ``[B, 64]`` int32 FDCT output (natural order, scaled by 8).
+        raw: ``[B, 64]`` int32 FDCT output (natural order, scaled by 8), or
+            float64 (a real-valued transform at the same scale).
         quant: ``[64]`` int64 quantization steps (natural order).
         weight: ``[64]`` float64 distortion weights (natural order).
         lam: bits -> distortion units.
@@ -110,10 +111,10 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cove
         acc_zero[0] = 0.0
         for i in range(1, 64):
             z = zigzag[i]
-            x = np.int64(raw[b, z])
+            x = raw[b, z]
             ax = -x if x < 0 else x
             acc_zero[i] = acc_zero[i - 1] + wq[i] * ax * ax
-            qv = (ax + (q8[i] >> 1)) // q8[i]
+            qv = np.int64((ax + (q8[i] >> 1)) // q8[i])
             value[i] = 0
             if qv == 0:
                 best[i] = _INF
@@ -174,7 +175,8 @@ def trellis_dc(raw_dc, q, w, lam, dc_len, reset, out):  # pragma: no cover - com
     """Viterbi choice of DC values along one component's chain of blocks.
 
     Args:
-        raw_dc: ``[M]`` int64 FDCT DC values (scaled by 8) in coding order.
+        raw_dc: ``[M]`` int64 (or float64) FDCT DC values (scaled by 8) in coding
+            order.
         q: the DC quantization step.
         w: distortion weight of the DC coefficient.
         lam: bits -> distortion units.
@@ -197,7 +199,7 @@ def trellis_dc(raw_dc, q, w, lam, dc_len, reset, out):  # pragma: no cover - com
     for b in range(m):
         x = raw_dc[b]
         ax = -x if x < 0 else x
-        r = (ax + (q8 >> 1)) // q8
+        r = np.int64((ax + (q8 >> 1)) // q8)
         r = r if x >= 0 else -r
         # at a restart the predictor is 0: any previous state may precede
         prev_best = 0
@@ -470,15 +472,15 @@ def trellis_quantize(raw: list[np.ndarray], quant: np.ndarray, weights: np.ndarr
     for c in range(ncomp):
         by, bx = grids[c]
         hib, wib = raw[c].shape[:2]
-        g = np.zeros((by, bx, 64), dtype=np.int32)
+        g = np.zeros((by, bx, 64), dtype=np.float64 if raw[c].dtype.kind == "f" else np.int32)
         g[:hib, :wib] = raw[c]
         grid_raw.append(g.reshape(by * bx, 64))
     # the first code lengths: the statistics of libjpeg's rounding
     outs = []
     for c in range(ncomp):
         q8 = 8 * quant[c]
-        r = grid_raw[c].astype(np.int64)
-        rounded = np.sign(r) * ((np.abs(r) + q8 // 2) // q8)
+        r = grid_raw[c]
+        rounded = (np.sign(r) * ((np.abs(r) + q8 // 2) // q8)).astype(np.int64)
         rounded[:, 1:] = np.clip(rounded[:, 1:], -1023, 1023)
         outs.append(rounded.astype(np.int32))
     nslots = max(slots) + 1
@@ -495,7 +497,9 @@ def trellis_quantize(raw: list[np.ndarray], quant: np.ndarray, weights: np.ndarr
             if dc:
                 real_idx = order[~dummy]
                 chosen = np.zeros(real_idx.shape[0], dtype=np.int64)
-                trellis_dc(grid_raw[c][real_idx, 0].astype(np.int64), int(quant[c, 0]),
+                dc_raw = grid_raw[c][real_idx, 0]
+                trellis_dc(dc_raw if dc_raw.dtype.kind == "f" else dc_raw.astype(np.int64),
+                           int(quant[c, 0]),
                            float(weights[c, 0]), lam, dc_len[s], reset[~dummy], chosen)
                 out[real_idx, 0] = chosen
             else:
