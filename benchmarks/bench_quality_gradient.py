@@ -31,6 +31,10 @@ def mse(x: torch.Tensor, q: torch.Tensor, fn) -> torch.Tensor:
     return ((fn(x, q) - x) ** 2).mean((1, 2, 3))
 
 
+def hard(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return jpegtorch.jpeg(x, q, mode="hard")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--step", type=int, default=1, help="quality step (default 1)")
@@ -61,7 +65,6 @@ def main() -> None:
         for chunk in qualities.split(args.chunk):
             x = image.expand(len(chunk), -1, -1, -1)
             with torch.no_grad():
-                hard = (lambda a, b: jpegtorch.jpeg(a, b, mode="hard"))
                 ref.append(((mse(x, chunk + args.h, hard) - mse(x, chunk - args.h, hard))
                             / (2 * args.h)).numpy())
             for name, fn in methods.items():
