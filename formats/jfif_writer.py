@@ -823,11 +823,15 @@ def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
 
 def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
-                tables: Tensor | str | os.PathLike[str] | None = None) -> bytes:
+                tables: Tensor | str | os.PathLike[str] | None = None,
+                trellis: bool = False, tune: str | None = None) -> bytes:
     """Encode an image to a baseline JFIF file, byte-identical to libjpeg-turbo.
 
     Runs the pipeline's compiled stages band by band (see :func:`encode_array`,
-    which this wraps without copying the image).
+    which this wraps without copying the image). With ``trellis`` or ``tune``
+    the quantized values are chosen by :mod:`jpegtorch.optimize` instead (still
+    a standard baseline file, with optimal Huffman tables; no longer
+    libjpeg-turbo's bytes).
 
     Args:
         image: uint8 tensor ``[C, H, W]`` (C = 1 gray, 3 RGB), values 0..255,
@@ -843,6 +847,13 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
             ``-qtables`` text file, or a preset name (see
             :mod:`jpegtorch.formats.qtables`). Scaled by quality as libjpeg
             does and clamped to 1..255 (baseline).
+        trellis: trellis quantization: every block's values chosen for the
+            least RGB squared error plus lambda times its bits
+            (:func:`jpegtorch.optimize.tuning.encode_optimized`); implies
+            optimal Huffman tables.
+        tune: None, "psnr" or "ssim": the best file for that metric at the
+            trade-off ``quality`` sets (per-image choices; default tables
+            the ``tuned-psnr`` / ``tuned-ssim`` presets; implies ``trellis``).
 
     Returns:
         The JPEG file's bytes: what Pillow's ``Image.save(..., "JPEG",
@@ -860,6 +871,14 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         raise JPEGError(f"image must be uint8, got {image.dtype}")
     if image.dim() != 3 or image.shape[0] not in (1, 3):
         raise JPEGError(f"image must be [C, H, W] with C = 1 or 3, got {tuple(image.shape)}")
+    if trellis or tune is not None:
+        from jpegtorch.optimize.tuning import encode_optimized
+
+        _check_quality(quality)
+        _check_subsampling(subsampling)
+        _check_restart(restart_interval)
+        return encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
+                                tune=tune, restart_interval=restart_interval)
     return encode_array(image.detach().cpu().numpy(), quality, layout="CHW",
                         subsampling=subsampling, optimize=bool(optimize),
                         restart_interval=restart_interval, tables=tables)
