@@ -76,6 +76,16 @@ def is_container(data: bytes) -> bool:
     return bytes(data[: len(MAGIC)]) == MAGIC
 
 
+def container_codec(data: bytes) -> str | None:
+    """The codec named in a ``.jtc`` header (None: not a container or a damaged header)."""
+    if not is_container(data):
+        return None
+    try:
+        return _parse_header(data)[0].codec
+    except JPEGError:
+        return None
+
+
 def _str8(text: str, what: str) -> bytes:
     raw = text.encode("utf-8")
     if len(raw) > 255:

@@ -255,7 +255,8 @@ def recompress_jpeg(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     restart markers, any tables, metadata, trailing data) are modelled; other
     JPEG files (progressive, arithmetic-coded, 12-bit, corrupt, ...) are
     stored verbatim with a :class:`RecompressWarning`. The output is always
-    verified: :func:`restore_jpeg` gives ``data`` back byte for byte.
+    verified: :func:`restore_jpeg` gives ``data`` back byte for byte; and it
+    is never larger than the file stored verbatim (tiny files may be).
 
     Args:
         data: the JPEG file's bytes.
@@ -284,7 +285,8 @@ def recompress_jpeg(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         ok = False
     if not ok:
         return _verbatim(data, layout, "the reconstruction check failed", warn=True)
-    return packed
+    whole = _verbatim(data, layout, "", warn=False)
+    return packed if len(packed) < len(whole) else whole  # never larger than storing it
 
 
 def _recompress(data: bytes, layout: jl.Layout, max_pixels: int | None) -> bytes:
@@ -409,6 +411,11 @@ class RecompressInfo:
     def saving(self) -> float:
         """Fraction of the original size saved (0.2 = 20 % smaller)."""
         return 1.0 - self.container_bytes / max(1, self.original_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (with ``saving``)."""
+        return {"original_bytes": self.original_bytes, "container_bytes": self.container_bytes,
+                "verbatim": self.verbatim, "model": self.model, "saving": self.saving}
 
 
 def recompress_info(data: bytes) -> RecompressInfo:

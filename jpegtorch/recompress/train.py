@@ -91,8 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="folder of training images (PNG/JPEG)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the .npz to write")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images only")
+    parser.add_argument("--stats", type=Path, default=None,
+                        help="also save the raw counts here (or, if it exists and ROOT is "
+                             "'-', derive the tables from it)")
     args = parser.parse_args(argv)
-    stats = gather(args.root, limit=args.limit)
+    if str(args.root) == "-" and args.stats is not None:
+        with np.load(args.stats) as raw:
+            stats = Stats(raw["nz"], raw["ac"], raw["dc"])
+    else:
+        stats = gather(args.root, limit=args.limit)
+        if args.stats is not None:
+            np.savez_compressed(args.stats, nz=stats.nz, ac=stats.ac, dc=stats.dc)
     tables = prior_tables(stats)
     with open(args.output, "wb") as handle:
         np.savez_compressed(handle, **tables)
