@@ -73,9 +73,13 @@ def _container_size(data: bytes) -> tuple[int, int] | None:
 
 def recompressed(data: bytes) -> bool:
     """Whether ``data`` is a .jtc container of a losslessly recompressed JPEG."""
-    from jpegtorch.formats.container import RECOMPRESS_CODEC, container_codec
-
-    return container_codec(data) == RECOMPRESS_CODEC
+    try:
+        module = importlib.import_module(CONTAINER_MODULE)
+    except ImportError:
+        return False
+    codec_of = getattr(module, "container_codec", None)
+    codec = getattr(module, "RECOMPRESS_CODEC", None)
+    return codec_of is not None and codec is not None and codec_of(data) == codec
 
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,

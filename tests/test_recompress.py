@@ -319,9 +319,18 @@ def test_corpus_round_trips() -> None:
 # ---------------------------------------------------------------- CLI
 
 
-def _jtorch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jpegtorch.cli.main", *args], cwd=cwd,
-                          capture_output=True, text=True)
+def _jtorch(*args: str, cwd: Path):
+    import os
+
+    from click.testing import CliRunner
+    from jpegtorch.cli.main import cli
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(here)
 
 
 def test_cli_round_trip_and_info(photo: np.ndarray, tmp_path: Path) -> None:
@@ -330,37 +339,41 @@ def test_cli_round_trip_and_info(photo: np.ndarray, tmp_path: Path) -> None:
     (tmp_path / "b.jpg").write_bytes(pillow_jpeg(photo, 90, "4:4:4"))
     (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(30))
     result = _jtorch("encode", "a.jpg", "--codec", "recompress", "-o", "a.jtc", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     result = _jtorch("decode", "a.jtc", "-o", "back.jpg", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert (tmp_path / "back.jpg").read_bytes() == data
     result = _jtorch("decode", "a.jtc", "-o", "back.png", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "back.png")),
                           np.asarray(Image.open(io.BytesIO(data))))
     result = _jtorch("info", "a.jtc", cwd=tmp_path)
-    assert result.returncode == 0 and "recompressed JPEG" in result.stdout
-    assert "saving" in result.stdout and "modelled" in result.stdout
+    assert result.exit_code == 0 and "recompressed JPEG" in result.output
+    assert "saving" in result.output and "modelled" in result.output
     # a batch into a folder: the PNG fails with one line, the JPEGs go on
     result = _jtorch("encode", "a.jpg", "b.jpg", "c.png", "--codec", "recompress", "-o",
                      "out/", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "c.png: not a JPEG file" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code == 1
+    assert "c.png: not a JPEG file" in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jtc", "b.jtc"]
     result = _jtorch("decode", "out/a.jtc", "out/b.jtc", "-o", "restored/", "--format", "jpg",
                      cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert (tmp_path / "restored" / "b.jpg").read_bytes() == (tmp_path / "b.jpg").read_bytes()
+    result = _jtorch("encode", "a.jpg", "--codec", "recompress", "-q", "50", cwd=tmp_path)
+    assert result.exit_code == 2 and "do not apply" in result.output
 
 
 def test_cli_recompress_does_not_import_torch(photo: np.ndarray, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(pillow_jpeg(photo, 75))
-    code = ("import sys; from jpegtorch.cli.main import main\n"
-            "sys.argv = ['jtorch', *sys.argv[1:]]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from jpegtorch.cli.main import cli\n"
+            "for args in (['encode', 'a.jpg', '--codec', 'recompress', '-o', 'a.jtc'],\n"
+            "             ['decode', 'a.jtc', '-o', 'r.jpg'], ['info', 'a.jtc']):\n"
+            "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
-    for args in (["encode", "a.jpg", "--codec", "recompress", "-o", "a.jtc"],
-                 ["decode", "a.jtc", "-o", "r.jpg"], ["info", "a.jtc"]):
-        result = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path,
-                                capture_output=True, text=True)
-        assert result.stdout.strip().endswith("NO TORCH"), (args, result.stdout, result.stderr)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.stdout.strip() == "NO TORCH", (result.stdout, result.stderr)
+    assert (tmp_path / "r.jpg").read_bytes() == (tmp_path / "a.jpg").read_bytes()
