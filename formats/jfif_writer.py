@@ -45,7 +45,7 @@ from jpegtorch.errors import JPEGError
 from jpegtorch.kernels.sampling import SUBSAMPLING
 
 from .huffman import STD_AC_TABLES, STD_DC_TABLES, HuffmanTable, code_table, optimal_table
-from .zigzag import ZIGZAG
+from .zigzag import NATURAL_TO_ZIGZAG, ZIGZAG
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -56,6 +56,24 @@ SUBSAMPLINGS = tuple(SUBSAMPLING)  # "4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's C_MAX_BLOCKS_IN_MCU (T.81 B.2.3)
 
 _ZIGZAG = np.array(ZIGZAG, dtype=np.int64)
+_NO_MASKS = np.empty(0, dtype=np.int64)
+_NO_OFFSETS = np.zeros(4, dtype=np.int64)
+
+
+def _ac_mask_lut() -> np.ndarray:
+    """``[8, 256]``: byte ``j`` of a block's natural-order nonzero mask -> the bits
+    of the entropy coder's AC mask (bit ``z - 1`` for zigzag position ``z``)."""
+    lut = np.zeros((8, 256), dtype=np.int64)
+    for j in range(8):
+        for byte in range(256):
+            for bit in range(8):
+                z = NATURAL_TO_ZIGZAG[8 * j + bit]
+                if byte >> bit & 1 and z:
+                    lut[j, byte] |= 1 << (z - 1)
+    return lut
+
+
+_AC_MASK_LUT = _ac_mask_lut()
 
 # Kernel error codes (the kernel returns them as literals): 8-bit baseline data
 # allows |DC difference| < 2**11 and |AC| < 2**10, as libjpeg checks.
@@ -71,29 +89,32 @@ _DEBRUIJN_LUT[[((1 << i) * _DEBRUIJN) % (1 << 64) >> 58 for i in range(64)]] = n
 
 
 @njit(inline="always")
-def _put(out, pos, acc, nacc, code, size):  # pragma: no cover - compiled
-    """Append ``size`` bits of ``code``; emit 32 bits (with 0xFF stuffing) when full."""
-    acc = (acc << size) | code
-    nacc += size
-    if nacc >= 32:
-        nacc -= 32
-        word = acc >> nacc
-        acc &= (np.int64(1) << nacc) - 1
-        inv = ~word & 0xFFFFFFFF
-        if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no 0xFF byte: fast path
-            out[pos] = (word >> 24) & 0xFF
-            out[pos + 1] = (word >> 16) & 0xFF
-            out[pos + 2] = (word >> 8) & 0xFF
-            out[pos + 3] = word & 0xFF
-            pos += 4
-        else:
-            for shift in range(24, -8, -8):
-                b = (word >> shift) & 0xFF
-                out[pos] = b
+def _emit(out, pos, acc, nacc):  # pragma: no cover - compiled
+    """Emit the top 32 of the ``nacc >= 32`` pending bits (with 0xFF stuffing).
+
+    Callers append bits themselves (``acc = acc << size | code``; at most 31
+    pending bits plus one 27-bit code fit in 64 bits) and call this only when
+    32 or more are pending: an array handed to an inlined function costs two
+    reference-count calls, which would otherwise dominate every symbol.
+    """
+    nacc -= 32
+    word = acc >> nacc
+    acc &= (np.int64(1) << nacc) - 1
+    inv = ~word & 0xFFFFFFFF
+    if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no 0xFF byte: fast path
+        out[pos] = (word >> 24) & 0xFF
+        out[pos + 1] = (word >> 16) & 0xFF
+        out[pos + 2] = (word >> 8) & 0xFF
+        out[pos + 3] = word & 0xFF
+        pos += 4
+    else:
+        for shift in range(24, -8, -8):
+            b = (word >> shift) & 0xFF
+            out[pos] = b
+            pos += 1
+            if b == 0xFF:
+                out[pos] = 0
                 pos += 1
-                if b == 0xFF:
-                    out[pos] = 0
-                    pos += 1
     return pos, acc, nacc
 
 
@@ -116,15 +137,18 @@ def _flush(out, pos, acc, nacc):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1, mcu_cols,
-          restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts, state,
+def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1,
+          mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts, state,
           out, gather, final):  # pragma: no cover - compiled
     """Gather symbol statistics (``gather``) or entropy-code MCU rows of one scan.
 
     c0..c3: the components' blocks, flat int16 or int32 arrays (unused ones
-    may be empty); each block is 64 values in natural order, and component
-    ``c``'s block ``(row, col)`` starts at ``(row * row_stride[c] + col) * 64``,
-    where row 0 is the first block row of MCU row ``mcu_row0``. An MCU holds,
+    may be empty); each block is 64 values in natural order (value ``k`` of the
+    zigzag sequence at ``zigzag[k]``), and component ``c``'s block ``(row, col)``
+    starts at ``(row * row_stride[c] + col) * 64``, where row 0 is the first
+    block row of MCU row ``mcu_row0``. ``masks``: empty, or each block's AC
+    mask (bit ``k - 1`` set when zigzag value ``k`` is nonzero), component
+    ``c``'s block ``i`` (counted as above) at ``moff[c] + i``. An MCU holds,
     per component, ``vs[c]`` rows of ``hs[c]`` blocks, coded with DC table
     ``dc_tab[c]`` and AC table ``ac_tab[c]``. ``codes``/``sizes`` ``[4, 256]``:
     Huffman codes and lengths (rows 0-1 DC, 2-3 AC tables); ``counts``
@@ -141,6 +165,7 @@ def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1
     for c in range(ncomp):
         blocks_per_mcu += hs[c] * vs[c]
     margin = blocks_per_mcu * 420 + 32  # worst case of one MCU, stuffed, plus RSTn
+    with_masks = masks.shape[0] > 0
     pos = state[0]
     acc = state[1]  # pending bits, right-aligned
     nacc = state[2]  # number of pending bits (< 32 between puts)
@@ -202,14 +227,20 @@ def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1
                                 diff -= 1
                             code = (np.int64(codes[dct, nbits]) << nbits) \
                                 | (diff & ((np.int64(1) << nbits) - 1))
-                            pos, acc, nacc = _put(out, pos, acc, nacc, code, size + nbits)
+                            acc = (acc << (size + nbits)) | code
+                            nacc += size + nbits
+                            if nacc >= 32:
+                                pos, acc, nacc = _emit(out, pos, acc, nacc)
                         # AC run lengths (F.1.2.2)
                         # Bit k-1 of mask: coefficient k (zigzag) is nonzero. Visiting
                         # the set bits (lowest first, de Bruijn) avoids a branch per
                         # coefficient.
-                        mask = np.int64(0)
-                        for k in range(1, 64):
-                            mask |= np.int64(coef[base + zigzag[k]] != 0) << (k - 1)
+                        if with_masks:
+                            mask = masks[moff[c] + (base >> 6)]
+                        else:
+                            mask = np.int64(0)
+                            for k in range(1, 64):
+                                mask |= np.int64(coef[base + zigzag[k]] != 0) << (k - 1)
                         prev = 0
                         while mask != 0:
                             low = mask & -mask
@@ -229,8 +260,10 @@ def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1
                                     size = np.int64(sizes[act, 0xF0])
                                     if size == 0:
                                         return out, 3, mcu
-                                    pos, acc, nacc = _put(out, pos, acc, nacc,
-                                                          np.int64(codes[act, 0xF0]), size)
+                                    acc = (acc << size) | np.int64(codes[act, 0xF0])
+                                    nacc += size
+                                    if nacc >= 32:
+                                        pos, acc, nacc = _emit(out, pos, acc, nacc)
                                 run -= 16
                             sym = (run << 4) + nbits
                             if gather:
@@ -243,7 +276,10 @@ def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1
                                     val -= 1
                                 code = (np.int64(codes[act, sym]) << nbits) \
                                     | (val & ((np.int64(1) << nbits) - 1))
-                                pos, acc, nacc = _put(out, pos, acc, nacc, code, size + nbits)
+                                acc = (acc << (size + nbits)) | code
+                                nacc += size + nbits
+                                if nacc >= 32:
+                                    pos, acc, nacc = _emit(out, pos, acc, nacc)
                         if prev < 63:  # end of block
                             if gather:
                                 counts[act, 0] += 1
@@ -251,8 +287,10 @@ def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1
                                 size = np.int64(sizes[act, 0])
                                 if size == 0:
                                     return out, 3, mcu
-                                pos, acc, nacc = _put(out, pos, acc, nacc,
-                                                      np.int64(codes[act, 0]), size)
+                                acc = (acc << size) | np.int64(codes[act, 0])
+                                nacc += size
+                                if nacc >= 32:
+                                    pos, acc, nacc = _emit(out, pos, acc, nacc)
             mcu += 1
     if final and not gather:
         if pos + 8 > out.shape[0]:
@@ -273,27 +311,27 @@ def _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1
 
 # Two entry points, so that ``gather`` is a compile-time constant in each.
 @njit(cache=True, nogil=True)
-def _encode_scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1,
-                 mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes,
-                 state, out, final):  # pragma: no cover - compiled
+def _encode_scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
+                 sizes, state, out, final):  # pragma: no cover - compiled
     """Entropy-code MCU rows of a scan (see ``_scan``); returns ``(out, error, mcu)``."""
     counts = np.zeros((1, 1), dtype=np.int64)
-    return _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1,
-                 mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes,
-                 counts, state, out, False, final)
+    return _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
+                 sizes, counts, state, out, False, final)
 
 
 @njit(cache=True, nogil=True)
-def _gather_scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1,
-                 mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, counts,
+def _gather_scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, counts,
                  state):  # pragma: no cover - compiled
     """Count the Huffman symbols of MCU rows of a scan into ``counts`` (see ``_scan``)."""
     codes = np.zeros((1, 1), dtype=np.uint32)
     sizes = np.zeros((1, 1), dtype=np.int32)
     out = np.empty(0, dtype=np.uint8)
-    return _scan(c0, c1, c2, c3, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1,
-                 mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes,
-                 counts, state, out, True, False)
+    return _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
+                 sizes, counts, state, out, True, False)
 
 
 class _ScanCoder:
@@ -303,7 +341,7 @@ class _ScanCoder:
     scan); ``slots``: the Huffman table slot (0 luma, 1 chroma) per component.
     Call :meth:`gather` over all bands and :meth:`optimal_tables`, or
     :meth:`standard_tables`; then :meth:`encode` over all bands and
-    :meth:`finish`.
+    :meth:`data`.
     """
 
     def __init__(self, hs: np.ndarray, vs: np.ndarray, slots: tuple[int, ...], mcu_cols: int,
@@ -326,13 +364,15 @@ class _ScanCoder:
         state[3] = self.restart_interval
         return state
 
-    def _args(self, blocks: Sequence[np.ndarray], row_stride: np.ndarray, mcu_row0: int,
-              mcu_row1: int) -> tuple:
+    def _args(self, blocks: Sequence[np.ndarray], masks: tuple[np.ndarray, np.ndarray] | None,
+              row_stride: np.ndarray, mcu_row0: int, mcu_row1: int) -> tuple:
         flats = [b.reshape(-1) for b in blocks]
         empty = flats[0][:0]
         flats += [empty] * (4 - len(flats))
-        return (*flats, row_stride, self.hs, self.vs, self.tab, self.tab, mcu_row0, mcu_row1,
-                self.mcu_cols, self.restart_interval, _ZIGZAG, _NBITS, _DEBRUIJN_LUT)
+        mask_args = masks if masks is not None else (_NO_MASKS, _NO_OFFSETS)
+        return (*flats, *mask_args, row_stride, self.hs, self.vs, self.tab, self.tab, mcu_row0,
+                mcu_row1, self.mcu_cols, self.restart_interval, _ZIGZAG, _NBITS,
+                _DEBRUIJN_LUT)
 
     def _check(self, err: int, mcu: int) -> None:
         if err:
@@ -344,9 +384,10 @@ class _ScanCoder:
             raise JPEGError(f"symbol missing from the Huffman table {where}")
 
     def gather(self, blocks: Sequence[np.ndarray], row_stride: np.ndarray, mcu_row0: int,
-               mcu_row1: int) -> None:
-        """Count the symbols of MCU rows ``mcu_row0 .. mcu_row1 - 1``."""
-        _, err, mcu = _gather_scan(*self._args(blocks, row_stride, mcu_row0, mcu_row1),
+               mcu_row1: int, masks: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Count the symbols of MCU rows ``mcu_row0 .. mcu_row1 - 1`` (``masks``:
+        ``(masks, offsets)`` of the blocks, or None to compute them)."""
+        _, err, mcu = _gather_scan(*self._args(blocks, masks, row_stride, mcu_row0, mcu_row1),
                                    self.counts, self.state)
         self._check(err, mcu)
 
@@ -370,10 +411,12 @@ class _ScanCoder:
         self.out = np.empty(self.capacity, dtype=np.uint8)
 
     def encode(self, blocks: Sequence[np.ndarray], row_stride: np.ndarray, mcu_row0: int,
-               mcu_row1: int, final: bool) -> None:
-        """Entropy-code MCU rows ``mcu_row0 .. mcu_row1 - 1`` (``final``: the last ones)."""
+               mcu_row1: int, final: bool,
+               masks: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Entropy-code MCU rows ``mcu_row0 .. mcu_row1 - 1`` (``final``: the last
+        ones; ``masks`` as for :meth:`gather`)."""
         self.out, err, mcu = _encode_scan(
-            *self._args(blocks, row_stride, mcu_row0, mcu_row1), self.codes, self.sizes,
+            *self._args(blocks, masks, row_stride, mcu_row0, mcu_row1), self.codes, self.sizes,
             self.state, self.out, final)
         self._check(err, mcu)
 
@@ -702,7 +745,7 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
         The JPEG file's bytes.
     """
     from jpegtorch.kernels.encode import Geometry, forward_band, prepare
-    from jpegtorch.kernels.quantize import scaled_tables
+    from jpegtorch.kernels.quantize import reciprocals, scaled_tables
 
     height, width = (int(v) for v in size)
     if not (1 <= height <= 65535 and 1 <= width <= 65535):
@@ -718,7 +761,7 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
         sampling = ((1, 1),)
     ncomp = len(sampling)
     qtable_slots = (0, 1, 1)[:ncomp]
-    qdiv = scaled[list(qtable_slots)].astype(np.int64)[None] * 8
+    half, mult = reciprocals(scaled[list(qtable_slots)].astype(np.int64)[None] * 8)
 
     geometry = Geometry(height, width, sampling)
     hs, vs, biases = prepare(sampling, width)
@@ -728,16 +771,20 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
     keep = optimize and sum(by * bx for by, bx in grids) * 128 <= KEEP_COEFFICIENTS_BYTES
     band = max(1, min(mcu_rows, BAND_PIXELS // (group * width)))
     per_row = [by // mcu_rows for by, _ in grids]  # block rows per MCU row
-    buffers = [np.empty(((mcu_rows if keep else band) * v, bx, 64), dtype=np.int16)
+    # blocks with their AC masks (made by the quantizer, read by the entropy coder)
+    rows_kept = mcu_rows if keep else band
+    buffers = [np.empty((rows_kept * v, bx, 64), dtype=np.int16)
                for v, (_, bx) in zip(per_row, grids, strict=True)]
+    mask_counts = [rows_kept * v * bx for v, (_, bx) in zip(per_row, grids, strict=True)]
+    masks = np.empty(sum(mask_counts), dtype=np.int64)
     row_stride = np.array([bx for _, bx in grids], dtype=np.int64)
     ones = np.ones(1, dtype=np.int64)
     coder = _ScanCoder(hs if ncomp > 1 else ones, vs if ncomp > 1 else ones, qtable_slots,
                        geometry.mcu_cols, restart_interval,
                        _capacity(sum(by * bx for by, bx in grids)))
 
-    def bands() -> Iterator[tuple[int, int, list[np.ndarray]]]:
-        """Transform each band; yield its MCU rows and blocks."""
+    def bands() -> Iterator[tuple[int, int, list[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+        """Transform each band; yield its MCU rows, blocks and masks."""
         for row0 in range(0, mcu_rows, band):
             row1 = min(mcu_rows, row0 + band)
             y0, y1 = row0 * group, min(height, row1 * group)
@@ -745,24 +792,28 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
             if pixels.dtype != np.uint8 or pixels.shape != (y1 - y0, width, channels):
                 raise JPEGError(f"read_rows({y0}, {y1}) gave {pixels.dtype} "
                                 f"{pixels.shape}, expected uint8 {(y1 - y0, width, channels)}")
-            if keep:
-                blocks = [b[row0 * v : row1 * v] for b, v in zip(buffers, per_row, strict=True)]
-            else:
-                blocks = [b[: (row1 - row0) * v] for b, v in zip(buffers, per_row, strict=True)]
-            forward_band(pixels, y0, geometry, row0, row1, qdiv, hs, vs, biases, blocks)
-            yield row0, row1, blocks
+            first = row0 if keep else 0  # the band's first MCU row in the buffers
+            blocks = [b[first * v : (first + row1 - row0) * v]
+                      for b, v in zip(buffers, per_row, strict=True)]
+            moff = np.array([sum(mask_counts[:c]) + first * v * bx
+                             for c, (v, (_, bx)) in enumerate(zip(per_row, grids, strict=True))],
+                            dtype=np.int64)
+            forward_band(pixels, y0, geometry, row0, row1, half, mult, hs, vs, biases, blocks,
+                         masks, moff, _AC_MASK_LUT)
+            yield row0, row1, blocks, (masks, moff)
 
+    all_masks = (masks, np.array([sum(mask_counts[:c]) for c in range(ncomp)], dtype=np.int64))
     if optimize:
-        for row0, row1, blocks in bands():
-            coder.gather(blocks, row_stride, row0, row1)
+        for row0, row1, blocks, band_masks in bands():
+            coder.gather(blocks, row_stride, row0, row1, band_masks)
         coder.optimal_tables()
-        passes: Iterable[tuple[int, int, list[np.ndarray]]] = (
-            [(0, mcu_rows, buffers)] if keep else bands())
+        passes: Iterable[tuple[int, int, list[np.ndarray], tuple[np.ndarray, np.ndarray]]] = (
+            [(0, mcu_rows, buffers, all_masks)] if keep else bands())
     else:
         coder.standard_tables()
         passes = bands()
-    for row0, row1, blocks in passes:
-        coder.encode(blocks, row_stride, row0, row1, final=row1 == mcu_rows)
+    for row0, row1, blocks, band_masks in passes:
+        coder.encode(blocks, row_stride, row0, row1, final=row1 == mcu_rows, masks=band_masks)
     return _file_bytes(color="gray" if gray else "ycbcr", size=(height, width),
                        sampling=sampling, component_ids=tuple(range(1, ncomp + 1)),
                        qtable_slots=qtable_slots,

@@ -88,20 +88,30 @@ def test_color_kernel_equals_torch_stage() -> None:
     rgb = rng.integers(0, 256, (64, 1024, 3), dtype=np.uint8)
     rgb[0, :8] = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255],
                   [255, 255, 0], [0, 255, 255], [255, 0, 255]]
-    out = np.empty((3, 64, 1030), dtype=np.uint8)
-    kcolor.rgb_to_ycbcr_rows(rgb, 0, 0, 64, 64, 1024, 3, kcolor.RGB_TO_YCBCR_FIXED, out)
     ref = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), "hard")[0]
-    np.testing.assert_array_equal(out[:, :, :1024], ref.to(torch.uint8).numpy())
-    np.testing.assert_array_equal(out[:, :, 1024:], np.repeat(out[:, :, 1023:1024], 6, 2))
-    luma = np.empty((1, 64, 1024), dtype=np.uint8)  # RGB -> gray: Y only
-    kcolor.rgb_to_ycbcr_rows(rgb, 0, 0, 64, 64, 1024, 1, kcolor.RGB_TO_YCBCR_FIXED, luma)
-    np.testing.assert_array_equal(luma[0], out[0, :, :1024])
-    # rows below the image repeat its last row; src_row0 offsets the source
-    tail = np.empty((3, 8, 1024), dtype=np.uint8)
-    kcolor.rgb_to_ycbcr_rows(rgb[60:], 60, 60, 8, 64, 1024, 3, kcolor.RGB_TO_YCBCR_FIXED,
-                             tail)
-    np.testing.assert_array_equal(tail[:, :4], out[:, 60:64, :1024])
-    np.testing.assert_array_equal(tail[:, 4:], np.repeat(out[:, 63:64, :1024], 4, 1))
+    ref = ref.to(torch.uint8).numpy()
+    rows = rgb.reshape(64, 1024 * 3)
+    planes = np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    no_rows, no_planes = np.empty((0, 0), np.uint8), np.empty((0, 0, 0), np.uint8)
+    for interleaved, planar in ((rows, no_planes), (no_rows, planes)):
+        out = np.empty((3, 64, 1030), dtype=np.uint8)
+        kcolor.rgb_to_ycbcr_rows(interleaved, planar, 0, 0, 64, 64, 1024, 3, out)
+        np.testing.assert_array_equal(out[:, :, :1024], ref)
+        np.testing.assert_array_equal(out[:, :, 1024:], np.repeat(out[:, :, 1023:1024], 6, 2))
+        luma = np.empty((1, 64, 1024), dtype=np.uint8)  # RGB -> gray: Y only
+        kcolor.rgb_to_ycbcr_rows(interleaved, planar, 0, 0, 64, 64, 1024, 1, luma)
+        np.testing.assert_array_equal(luma[0], ref[0])
+        # rows below the image repeat its last row; src_row0 offsets the source
+        tail = np.empty((3, 8, 1024), dtype=np.uint8)
+        kcolor.rgb_to_ycbcr_rows(interleaved[60:], planar[:, 60:], 60, 60, 8, 64, 1024, 3,
+                                 tail)
+        np.testing.assert_array_equal(tail[:, :4], ref[:, 60:64])
+        np.testing.assert_array_equal(tail[:, 4:], np.repeat(ref[:, 63:64], 4, 1))
+    gray = rgb[..., 1].copy()
+    for interleaved, planar in ((gray, no_planes), (no_rows, gray[None])):
+        out = np.empty((1, 64, 1024), dtype=np.uint8)
+        kcolor.rgb_to_ycbcr_rows(interleaved, planar, 0, 0, 64, 64, 1024, 1, out)
+        np.testing.assert_array_equal(out[0], gray)
 
 
 @pytest.mark.parametrize("box", [(2, 1), (2, 2), (1, 2), (4, 1), (3, 1), (3, 2), (4, 4)])
@@ -133,28 +143,46 @@ def test_fdct_kernel_equals_torch_stage() -> None:
     blocks[0], blocks[1] = 0, 255  # extreme DC
     blocks[2] = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)  # extreme AC
     blocks[3] = np.where(np.arange(8) < 4, 0, 255).astype(np.uint8)
-    out = np.empty((500, 64), dtype=np.int64)
+    out = np.empty((500, 64), dtype=np.int32)
     kdct.fdct_blocks(blocks, out)
     ref = fdct(torch.from_numpy(blocks).double() - 128.0, "hard")
     np.testing.assert_array_equal(out.reshape(500, 8, 8), ref.long().numpy())
 
 
 def test_quantize_kernel_equals_torch_stage() -> None:
-    from numba import njit
+    from jpegtorch.formats.zigzag import ZIGZAG
 
     from jpegtorch.quantize import quantize
 
-    @njit
-    def run(t, divisor, out):
-        for i in range(t.shape[0]):
-            out[i] = kquantize.quantize_value(t[i], divisor)
-
-    t = np.arange(-8192 * 8, 8192 * 8, dtype=np.int64)  # every FDCT output (scaled by 8)
-    out = np.empty_like(t)
-    for q in (1, 2, 3, 7, 16, 99, 128, 255):
-        run(t, 8 * q, out)
-        ref = quantize(torch.from_numpy(t).float(), torch.tensor(float(q)), "hard")
+    t = np.arange(-8192 * 8, 8192 * 8, dtype=np.int32)  # every FDCT output (scaled by 8)
+    nblocks = t.size // 64
+    out = np.empty(t.size, dtype=np.int32)
+    masks = np.empty(nblocks, dtype=np.int64)
+    for q in (1, 2, 3, 7, 16, 99, 128, 255, 4000, 65535):
+        half, mult = kquantize.reciprocals(np.full(64, 8 * q))
+        kquantize.quantize_rows(t, nblocks, half, mult, out, 0, masks, 0, jfif_writer._AC_MASK_LUT)
+        ref = quantize(torch.from_numpy(t).double(), torch.tensor(float(q)), "hard")
         np.testing.assert_array_equal(out, ref.long().numpy())
+    # the AC masks the entropy coder reads (bit z - 1: zigzag value z is nonzero)
+    rng = np.random.default_rng(4)
+    coef = (rng.integers(-300, 300, 64 * 50) * (rng.random(64 * 50) < 0.2)).astype(np.int32)
+    half, mult = kquantize.reciprocals(np.arange(8, 8 * 65, 8))
+    values = np.empty(64 * 51, dtype=np.int16)
+    masks = np.full(51, -1, dtype=np.int64)
+    kquantize.quantize_rows(coef, 50, half, mult, values, 64, masks, 1, jfif_writer._AC_MASK_LUT)
+    zigzag = values[64:].reshape(50, 64)[:, list(ZIGZAG)]
+    bits = (zigzag[:, 1:] != 0).astype(np.int64) << np.arange(63)
+    np.testing.assert_array_equal(masks[1:], bits.sum(axis=1))
+    assert masks[0] == -1 and np.count_nonzero(zigzag) > 100
+
+
+def test_reciprocal_division_is_exact() -> None:
+    x = np.arange(1 << 17, dtype=np.int64)  # |t| + d // 2 for every FDCT output
+    divisors = [*range(8, 8 * 256, 8), *range(8 * 256, 8 * 65536, 8 * 997), 8 * 65535]
+    for d in divisors:
+        _, mult = kquantize.reciprocals(np.array([d]))
+        np.testing.assert_array_equal((x * mult[0]) >> kquantize.RECIPROCAL_SHIFT, x // d,
+                                      err_msg=f"divisor {d}")
 
 
 def test_quality_tables_equal_torch_stage() -> None:

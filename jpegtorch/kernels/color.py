@@ -57,57 +57,87 @@ def fixed_matrix(matrix: tuple[tuple[float, ...], ...]) -> np.ndarray:
 #: JFIF's RGB -> YCbCr constants, ``[3, 3]`` int64 (``FIX(.299)`` = 19595, ...).
 RGB_TO_YCBCR_FIXED: np.ndarray = fixed_matrix(RGB_TO_YCBCR)
 RGB_TO_YCBCR_FIXED.flags.writeable = False
+_JFIF = tuple(np.int32(v) for v in RGB_TO_YCBCR_FIXED.reshape(9))  # compile-time constants
+
+
+@njit(inline="always")
+def _ycc(red, green, blue, c, b0, b1):  # pragma: no cover - compiled
+    """Y, Cb, Cr of one pixel; ``c``: the nine int32 constants (a tuple: an
+    array handed to an inlined function would cost reference counting per
+    pixel). int32 arithmetic: every sum stays below 2**24."""
+    i32 = np.int32
+    y = i32(i32(i32(i32(c[0] * red) + i32(c[1] * green)) + i32(c[2] * blue)) + b0) >> SCALEBITS
+    cb = i32(i32(i32(i32(c[3] * red) + i32(c[4] * green)) + i32(c[5] * blue)) + b1) >> SCALEBITS
+    cr = i32(i32(i32(i32(c[6] * red) + i32(c[7] * green)) + i32(c[8] * blue)) + b1) >> SCALEBITS
+    return np.uint8(y), np.uint8(cb), np.uint8(cr)
 
 
 @njit(cache=True, nogil=True)
-def rgb_to_ycbcr_rows(src, src_row0, y0, rows, height, width, ncomp, fixed,
+def rgb_to_ycbcr_rows(interleaved, planar, src_row0, y0, rows, height, width, ncomp,
                       out):  # pragma: no cover - compiled
-    """RGB (or gray) rows -> component rows, as jccolor.c does (exact integers).
+    """RGB (or gray) rows -> component rows, as jccolor.c does with JFIF's
+    matrix (exact integers).
 
     Args:
-        src: ``[R, W, K]`` uint8 samples (any strides), K = 3 (RGB) or 1 (gray):
+        interleaved: ``[R, W * K]`` uint8, C-contiguous (rows of HWC pixels), or
+            empty when ``planar`` is given; K = 3 (RGB) or 1 (gray).
+        planar: ``[K, R, W]`` uint8, C-contiguous (CHW), or empty. Either holds
             image rows ``src_row0 .. src_row0 + R - 1``.
         y0, rows: convert image rows ``y0 .. y0 + rows - 1``; rows at or below
             ``height`` repeat the last image row (jcprepct.c's bottom padding).
         ncomp: output components: 3 (Y, Cb, Cr), or 1 (Y only: libjpeg's
             rgb_gray_convert for K = 3, a plain copy for K = 1).
-        fixed: ``[3, 3]`` int64 fixed-point matrix (:data:`RGB_TO_YCBCR_FIXED`).
         out: ``[ncomp, rows, Wpad]`` uint8; columns ``width .. Wpad - 1``
             repeat column ``width - 1`` (jcsample.c's expand_right_edge).
     """
+    # JFIF's constants (:data:`RGB_TO_YCBCR_FIXED`) as compile-time constants and
+    # int32 arithmetic (each step truncated to int32, exact here), on contiguous
+    # rows: so that LLVM vectorizes the loops.
+    i32 = np.int32
+    c = _JFIF
+    b0 = i32(ONE_HALF)
+    b1 = i32(CBCR_OFFSET + ONE_HALF - 1)
+    use_planar = planar.shape[0] > 0
+    channels = planar.shape[0] if use_planar else interleaved.shape[1] // width
     wpad = out.shape[2]
-    gray_in = src.shape[2] == 1
-    c00, c01, c02 = fixed[0, 0], fixed[0, 1], fixed[0, 2]
-    c10, c11, c12 = fixed[1, 0], fixed[1, 1], fixed[1, 2]
-    c20, c21, c22 = fixed[2, 0], fixed[2, 1], fixed[2, 2]
-    b0 = ONE_HALF
-    b1 = CBCR_OFFSET + ONE_HALF - 1
     for r in range(rows):
         y = min(y0 + r, height - 1) - src_row0
-        if gray_in:
-            yrow = out[0, r]
+        yrow = out[0, r]
+        if channels == 1:
+            if use_planar:
+                s = planar[0, y]
+            else:
+                s = interleaved[y]
             for x in range(width):
-                yrow[x] = src[y, x, 0]
-        elif ncomp == 1:
-            yrow = out[0, r]
-            for x in range(width):
-                red = np.int64(src[y, x, 0])
-                green = np.int64(src[y, x, 1])
-                blue = np.int64(src[y, x, 2])
-                yrow[x] = (c00 * red + c01 * green + c02 * blue + b0) >> SCALEBITS
+                yrow[x] = s[x]
+        elif use_planar:
+            red_row = planar[0, y]
+            green_row = planar[1, y]
+            blue_row = planar[2, y]
+            if ncomp == 1:
+                for x in range(width):
+                    yrow[x] = _ycc(i32(red_row[x]), i32(green_row[x]), i32(blue_row[x]),
+                                   c, b0, b1)[0]
+            else:
+                cbrow = out[1, r]
+                crrow = out[2, r]
+                for x in range(width):
+                    yrow[x], cbrow[x], crrow[x] = _ycc(
+                        i32(red_row[x]), i32(green_row[x]), i32(blue_row[x]), c, b0, b1)
         else:
-            yrow = out[0, r]
-            cbrow = out[1, r]
-            crrow = out[2, r]
-            for x in range(width):
-                red = np.int64(src[y, x, 0])
-                green = np.int64(src[y, x, 1])
-                blue = np.int64(src[y, x, 2])
-                yrow[x] = (c00 * red + c01 * green + c02 * blue + b0) >> SCALEBITS
-                cbrow[x] = (c10 * red + c11 * green + c12 * blue + b1) >> SCALEBITS
-                crrow[x] = (c20 * red + c21 * green + c22 * blue + b1) >> SCALEBITS
-        for c in range(ncomp):
-            row = out[c, r]
+            s = interleaved[y]
+            if ncomp == 1:
+                for x in range(width):
+                    yrow[x] = _ycc(i32(s[3 * x]), i32(s[3 * x + 1]), i32(s[3 * x + 2]),
+                                   c, b0, b1)[0]
+            else:
+                cbrow = out[1, r]
+                crrow = out[2, r]
+                for x in range(width):
+                    yrow[x], cbrow[x], crrow[x] = _ycc(
+                        i32(s[3 * x]), i32(s[3 * x + 1]), i32(s[3 * x + 2]), c, b0, b1)
+        for k in range(ncomp):
+            row = out[k, r]
             edge = row[width - 1]
             for x in range(width, wpad):
                 row[x] = edge

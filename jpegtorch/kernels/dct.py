@@ -98,51 +98,56 @@ def fdct_1d_exact(d: list[int], dc_shift: int) -> list[int]:
     return list(fdct_1d.py_func(*d, dc_shift))
 
 
-@njit(inline="always")
-def fdct_block(src, row0, col0, work, out):  # pragma: no cover - compiled
-    """islow FDCT of the 8×8 block of ``src`` (uint8) at ``(row0, col0)``.
+@njit(cache=True, nogil=True)
+def fdct_rows(src, row0, nblocks, out):  # pragma: no cover - compiled
+    """islow FDCT of the blocks ``0 .. nblocks - 1`` of the block row of
+    ``src`` (uint8 ``[>= row0 + 8, >= 8 * nblocks]``) starting at ``row0``.
 
-    ``work``: ``[64]`` int64 scratch. ``out``: ``[64]`` int64, the DCT scaled
-    by 8 in natural order (jfdctint.c's result, samples level-shifted by 128).
+    ``out``: ``[>= nblocks * 64]`` int32, block ``b``'s DCT scaled by 8 in
+    natural order at ``b * 64`` (jfdctint.c's result; samples level-shifted
+    by 128). Every intermediate fits in int32, as in libjpeg-turbo's SIMD
+    code. (A whole block row per call: arrays handed to an inlined function
+    cost two reference-count calls per block.)
     """
     half1 = 1 << (FDCT_SHIFT1 - 1)
     half2 = 1 << (FDCT_SHIFT2 - 1)
-    for i in range(8):
-        r = src[row0 + i]
-        o0, o1, o2, o3, o4, o5, o6, o7 = fdct_1d(
-            np.int64(r[col0]) - 128, np.int64(r[col0 + 1]) - 128,
-            np.int64(r[col0 + 2]) - 128, np.int64(r[col0 + 3]) - 128,
-            np.int64(r[col0 + 4]) - 128, np.int64(r[col0 + 5]) - 128,
-            np.int64(r[col0 + 6]) - 128, np.int64(r[col0 + 7]) - 128, FDCT_DC_SHIFT1)
-        base = i * 8
-        work[base] = (o0 + half1) >> FDCT_SHIFT1
-        work[base + 1] = (o1 + half1) >> FDCT_SHIFT1
-        work[base + 2] = (o2 + half1) >> FDCT_SHIFT1
-        work[base + 3] = (o3 + half1) >> FDCT_SHIFT1
-        work[base + 4] = (o4 + half1) >> FDCT_SHIFT1
-        work[base + 5] = (o5 + half1) >> FDCT_SHIFT1
-        work[base + 6] = (o6 + half1) >> FDCT_SHIFT1
-        work[base + 7] = (o7 + half1) >> FDCT_SHIFT1
-    for j in range(8):
-        o0, o1, o2, o3, o4, o5, o6, o7 = fdct_1d(
-            work[j], work[8 + j], work[16 + j], work[24 + j], work[32 + j], work[40 + j],
-            work[48 + j], work[56 + j], FDCT_DC_SHIFT2)
-        out[j] = (o0 + half2) >> FDCT_SHIFT2
-        out[8 + j] = (o1 + half2) >> FDCT_SHIFT2
-        out[16 + j] = (o2 + half2) >> FDCT_SHIFT2
-        out[24 + j] = (o3 + half2) >> FDCT_SHIFT2
-        out[32 + j] = (o4 + half2) >> FDCT_SHIFT2
-        out[40 + j] = (o5 + half2) >> FDCT_SHIFT2
-        out[48 + j] = (o6 + half2) >> FDCT_SHIFT2
-        out[56 + j] = (o7 + half2) >> FDCT_SHIFT2
+    work = np.empty(64, dtype=np.int64)
+    for b in range(nblocks):
+        col0 = b * 8
+        for i in range(8):  # pass 1: rows
+            r = src[row0 + i]
+            o0, o1, o2, o3, o4, o5, o6, o7 = fdct_1d(
+                np.int64(r[col0]) - 128, np.int64(r[col0 + 1]) - 128,
+                np.int64(r[col0 + 2]) - 128, np.int64(r[col0 + 3]) - 128,
+                np.int64(r[col0 + 4]) - 128, np.int64(r[col0 + 5]) - 128,
+                np.int64(r[col0 + 6]) - 128, np.int64(r[col0 + 7]) - 128, FDCT_DC_SHIFT1)
+            base = i * 8
+            work[base] = (o0 + half1) >> FDCT_SHIFT1
+            work[base + 1] = (o1 + half1) >> FDCT_SHIFT1
+            work[base + 2] = (o2 + half1) >> FDCT_SHIFT1
+            work[base + 3] = (o3 + half1) >> FDCT_SHIFT1
+            work[base + 4] = (o4 + half1) >> FDCT_SHIFT1
+            work[base + 5] = (o5 + half1) >> FDCT_SHIFT1
+            work[base + 6] = (o6 + half1) >> FDCT_SHIFT1
+            work[base + 7] = (o7 + half1) >> FDCT_SHIFT1
+        ob = b * 64
+        for j in range(8):  # pass 2: columns
+            o0, o1, o2, o3, o4, o5, o6, o7 = fdct_1d(
+                work[j], work[8 + j], work[16 + j], work[24 + j], work[32 + j],
+                work[40 + j], work[48 + j], work[56 + j], FDCT_DC_SHIFT2)
+            out[ob + j] = (o0 + half2) >> FDCT_SHIFT2
+            out[ob + 8 + j] = (o1 + half2) >> FDCT_SHIFT2
+            out[ob + 16 + j] = (o2 + half2) >> FDCT_SHIFT2
+            out[ob + 24 + j] = (o3 + half2) >> FDCT_SHIFT2
+            out[ob + 32 + j] = (o4 + half2) >> FDCT_SHIFT2
+            out[ob + 40 + j] = (o5 + half2) >> FDCT_SHIFT2
+            out[ob + 48 + j] = (o6 + half2) >> FDCT_SHIFT2
+            out[ob + 56 + j] = (o7 + half2) >> FDCT_SHIFT2
 
 
 @njit(cache=True, nogil=True)
 def fdct_blocks(samples, out):  # pragma: no cover - compiled
     """islow FDCT of many blocks: ``samples`` ``[B, 8, 8]`` uint8 -> ``out``
-    ``[B, 64]`` int64 (the DCT scaled by 8, natural order; see :func:`fdct_block`)."""
-    work = np.empty(64, dtype=np.int64)
-    coef = np.empty(64, dtype=np.int64)
+    ``[B, 64]`` int32 (see :func:`fdct_rows`)."""
     for b in range(samples.shape[0]):
-        fdct_block(samples[b], 0, 0, work, coef)
-        out[b] = coef
+        fdct_rows(samples[b], 0, 1, out[b])

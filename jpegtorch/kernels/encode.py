@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .color import RGB_TO_YCBCR_FIXED, rgb_to_ycbcr_rows
-from .dct import fdct_block
-from .quantize import quantize_value
+from .color import rgb_to_ycbcr_rows
+from .dct import fdct_rows
+from .quantize import quantize_rows, reciprocals
 from .sampling import bias_row, downsample_rows
 
 
@@ -74,24 +74,31 @@ class Geometry:
 
 
 @njit(cache=True, nogil=True)
-def forward_rows(images, row0, height, mcu_row0, mcu_row1, ncomp, hs, vs, qdiv, fixed,
-                 biases, out0, out1, out2):  # pragma: no cover - compiled
+def forward_rows(interleaved, planar, row0, height, width, mcu_row0, mcu_row1, ncomp, hs, vs,
+                 half, mult, biases, out0, out1, out2, masks, moff,
+                 mask_lut):  # pragma: no cover - compiled
     """Quantized coefficients of MCU rows ``mcu_row0 .. mcu_row1 - 1`` of every image.
 
     Args:
-        images: ``[N, R, W, K]`` uint8 (any strides); K = 3 (RGB) or 1 (gray):
-            rows ``row0 .. row0 + R - 1`` of images ``height`` rows high, at
-            least those the MCU rows cover (``mcu_row0 * 8 * vmax`` up to
-            ``min(height, mcu_row1 * 8 * vmax)``).
+        interleaved: ``[N, R, W * K]`` uint8 (HWC rows), or ``planar``: ``[N, K,
+            R, W]`` (CHW); the other one empty; both C-contiguous. K = 3 (RGB)
+            or 1 (gray). Image rows ``row0 .. row0 + R - 1`` of images
+            ``height`` rows high, at least those the MCU rows cover
+            (``mcu_row0 * 8 * vmax`` up to ``min(height, mcu_row1 * 8 * vmax)``).
         ncomp: 3 (YCbCr) or 1 (Y: gray input, or RGB reduced to luma).
         hs, vs: ``[ncomp]`` int64 sampling factors (``[1], [1]`` when ncomp = 1).
-        qdiv: ``[N, ncomp, 64]`` int64 quantizer divisors ``8 q`` (natural order).
-        fixed: ``[3, 3]`` int64 colour constants (:data:`RGB_TO_YCBCR_FIXED`).
+        half, mult: ``[N, ncomp, 64]`` int64 quantizer constants
+            (:func:`jpegtorch.kernels.quantize.reciprocals` of ``8 q``).
         biases: ``[ncomp, >= max width in blocks * 8]`` int64 down-sampling biases.
         out0, out1, out2: flat int16 or int32 arrays, component ``c``'s blocks as
             ``[N, (mcu_row1 - mcu_row0) * v, bx, 64]`` (unused ones may be empty).
+        masks: flat int64, empty or one mask per output block, its nonzero
+            values' bits moved by ``mask_lut`` (see
+            :func:`jpegtorch.kernels.quantize.quantize_rows`); component ``c``'s
+            from ``moff[c]`` on, in the blocks' order.
     """
-    nimg, width = images.shape[0], images.shape[2]
+    use_planar = planar.shape[0] > 0
+    nimg = planar.shape[0] if use_planar else interleaved.shape[0]
     hmax = 1
     vmax = 1
     for c in range(ncomp):
@@ -113,14 +120,20 @@ def forward_rows(images, row0, height, mcu_row0, mcu_row1, ncomp, hs, vs, qdiv, 
     group = 8 * vmax
     cbuf = np.empty((ncomp, group, wpad), dtype=np.uint8)
     dbuf = np.empty((ncomp, group, wds), dtype=np.uint8)
-    work = np.empty(64, dtype=np.int64)
-    coef = np.empty(64, dtype=np.int64)
+    coef = np.empty(wds * 8, dtype=np.int32)
+    with_masks = masks.shape[0] > 0
     band_rows = mcu_row1 - mcu_row0
+    no_rows = np.empty((0, 0), dtype=np.uint8)
+    no_planes = np.empty((0, 0, 0), dtype=np.uint8)
     for n in range(nimg):
-        img = images[n]
         for mr in range(mcu_row0, mcu_row1):
             y0 = mr * group
-            rgb_to_ycbcr_rows(img, row0, y0, group, height, width, ncomp, fixed, cbuf)
+            if use_planar:
+                rgb_to_ycbcr_rows(no_rows, planar[n], row0, y0, group, height, width, ncomp,
+                                  cbuf)
+            else:
+                rgb_to_ycbcr_rows(interleaved[n], no_planes, row0, y0, group, height, width,
+                                  ncomp, cbuf)
             for c in range(ncomp):
                 h = hs[c]
                 v = vs[c]
@@ -141,19 +154,22 @@ def forward_rows(images, row0, height, mcu_row0, mcu_row1, ncomp, hs, vs, qdiv, 
                 for vi in range(v):
                     row = mr * v + vi  # block row in the component
                     local = (n * band_rows + (mr - mcu_row0)) * v + vi
-                    for bj in range(bx):
-                        base = (local * bx + bj) * 64
-                        if row < hib[c] and bj < wib[c]:
-                            fdct_block(src, vi * 8, bj * 8, work, coef)
-                            for k in range(64):
-                                out[base + k] = quantize_value(coef[k], qdiv[n, c, k])
-                        else:
-                            for k in range(1, 64):
-                                out[base + k] = 0
-                            if row < hib[c]:  # right edge: the DC of the block to the left
-                                out[base] = out[base - 64]
-                            else:  # bottom: the DC of the MCU's last block in the row above
-                                out[base] = out[((local - 1) * bx + (bj // h) * h + h - 1) * 64]
+                    first = local * bx  # index of the row's first block in `out`
+                    real = wib[c] if row < hib[c] else 0
+                    if real:
+                        fdct_rows(src, vi * 8, real, coef)
+                        quantize_rows(coef, real, half[n, c], mult[n, c], out, first * 64,
+                                      masks, moff[c] + first, mask_lut)
+                    for bj in range(real, bx):  # libjpeg's dummy blocks (jccoefct.c)
+                        base = (first + bj) * 64
+                        for k in range(1, 64):
+                            out[base + k] = 0
+                        if row < hib[c]:  # right edge: the DC of the block to the left
+                            out[base] = out[base - 64]
+                        else:  # bottom: the DC of the MCU's last block in the row above
+                            out[base] = out[(first - bx + (bj // h) * h + h - 1) * 64]
+                        if with_masks:
+                            masks[moff[c] + first + bj] = 0
 
 
 def prepare(sampling: tuple[tuple[int, int], ...], width: int,
@@ -177,6 +193,24 @@ def _divisors(tables: np.ndarray, n: int, ncomp: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(qdiv, (n, ncomp, 64)))
 
 
+_NO_ROWS = np.empty((0, 0, 0), dtype=np.uint8)
+_NO_PLANES = np.empty((0, 0, 0, 0), dtype=np.uint8)
+
+
+def pixel_layout(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(interleaved, planar)`` arguments of :func:`forward_rows` for ``[N, R, W,
+    K]`` uint8 images: HWC rows or CHW planes without a copy when the memory is
+    laid out so (numpy/Pillow images, contiguous torch tensors), else a
+    contiguous copy."""
+    n, rows, width, channels = images.shape
+    if images.flags.c_contiguous:
+        return images.reshape(n, rows, width * channels), _NO_PLANES
+    planes = images.transpose(0, 3, 1, 2)
+    if planes.flags.c_contiguous:
+        return _NO_ROWS, planes
+    return np.ascontiguousarray(images).reshape(n, rows, width * channels), _NO_PLANES
+
+
 def _check_images(images: np.ndarray, ncomp: int) -> None:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] not in (1, 3):
         raise ValueError(f"images must be uint8 [N, H, W, 1|3], got {images.dtype} "
@@ -192,8 +226,9 @@ def encode_coefficients(images: np.ndarray, sampling: tuple[tuple[int, int], ...
     """Quantized coefficients of a batch of images, as libjpeg computes them.
 
     Args:
-        images: ``[N, H, W, K]`` uint8, K = 3 (RGB) or 1 (gray); any strides
-            (a CHW tensor's numpy view transposed to HWC works as it is).
+        images: ``[N, H, W, K]`` uint8, K = 3 (RGB) or 1 (gray); HWC or CHW
+            memory (a CHW tensor's numpy view transposed to HWC) is read in
+            place, other strides are copied first.
         sampling: ``(h, v)`` per output component: three for YCbCr, one (``((1,
             1),)``) for gray output (RGB input is then reduced to libjpeg's luma).
         tables: ``[ncomp, 64]`` or ``[N, ncomp, 64]`` quantization tables of each
@@ -208,28 +243,34 @@ def encode_coefficients(images: np.ndarray, sampling: tuple[tuple[int, int], ...
     n, height, width = images.shape[:3]
     geometry = Geometry(height, width, tuple(sampling))
     hs, vs, biases = prepare(geometry.sampling, width)
-    qdiv = _divisors(tables, n, ncomp)
+    half, mult = reciprocals(_divisors(tables, n, ncomp))
     outs = [np.empty((n, *geometry.grid(c), 8, 8), dtype=dtype) for c in range(ncomp)]
     flats = [o.reshape(-1) for o in outs]
     empty = np.empty(0, dtype=dtype)
     while len(flats) < 3:
         flats.append(empty)
-    forward_rows(images, 0, height, 0, geometry.mcu_rows, ncomp, hs, vs, qdiv,
-                 RGB_TO_YCBCR_FIXED, biases, *flats)
+    no_masks = np.empty(0, dtype=np.int64)
+    forward_rows(*pixel_layout(images), 0, height, width, 0, geometry.mcu_rows, ncomp, hs, vs,
+                 half, mult, biases, *flats, no_masks, np.zeros(3, dtype=np.int64),
+                 np.zeros((8, 256), dtype=np.int64))
     return outs
 
 
 def forward_band(pixels: np.ndarray, row0: int, geometry: Geometry, mcu_row0: int,
-                 mcu_row1: int, qdiv: np.ndarray, hs: np.ndarray, vs: np.ndarray,
-                 biases: np.ndarray, blocks: list[np.ndarray]) -> None:
+                 mcu_row1: int, half: np.ndarray, mult: np.ndarray, hs: np.ndarray,
+                 vs: np.ndarray, biases: np.ndarray, blocks: list[np.ndarray],
+                 masks: np.ndarray, moff: np.ndarray, mask_lut: np.ndarray) -> None:
     """Fill ``blocks`` (per component ``[(mcu_row1 - mcu_row0) * v, bx, 64]``,
-    C-contiguous) with the coefficients of MCU rows ``mcu_row0 .. mcu_row1 - 1``.
+    C-contiguous) with the coefficients of MCU rows ``mcu_row0 .. mcu_row1 - 1``
+    and ``masks`` (one per block, component ``c``'s from ``moff[c]``) with
+    their nonzero masks moved by ``mask_lut`` (see :func:`forward_rows`).
 
     ``pixels``: ``[R, W, K]`` uint8, image rows ``row0 .. row0 + R - 1`` (at
-    least those the MCU rows cover; see :func:`forward_rows`); ``qdiv``
-    ``[1, ncomp, 64]``.
+    least those the MCU rows cover; see :func:`forward_rows`); ``half``,
+    ``mult``: ``[1, ncomp, 64]``.
     """
     outs = [b.reshape(-1) for b in blocks]
     outs += [outs[0][:0]] * (3 - len(outs))
-    forward_rows(pixels[None], row0, geometry.height, mcu_row0, mcu_row1,
-                 len(geometry.sampling), hs, vs, qdiv, RGB_TO_YCBCR_FIXED, biases, *outs)
+    forward_rows(*pixel_layout(pixels[None]), row0, geometry.height, geometry.width, mcu_row0,
+                 mcu_row1, len(geometry.sampling), hs, vs, half, mult, biases, *outs, masks,
+                 moff, mask_lut)

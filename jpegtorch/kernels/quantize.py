@@ -63,9 +63,58 @@ def scaled_tables(quality: int, base: np.ndarray | None = None) -> np.ndarray:
     return np.clip(scaled, 1, 255).astype(np.int32)
 
 
-@njit(inline="always")
-def quantize_value(t, divisor):  # pragma: no cover - compiled
-    """``sign(t) * ((|t| + divisor // 2) // divisor)``; ``divisor = 8 q``."""
-    if t < 0:
-        return -((-t + (divisor >> 1)) // divisor)
-    return (t + (divisor >> 1)) // divisor
+#: Reciprocal shift: ``x // d == (x * reciprocal(d)) >> RECIPROCAL_SHIFT`` exactly
+#: for 0 <= x < 2**20 and 1 <= d < 2**20 (``x * d < 2**40``; products < 2**61).
+RECIPROCAL_SHIFT = 40
+
+
+def reciprocals(divisors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(half, multiplier)`` int64 arrays for :func:`quantize_rows`: ``divisor // 2``
+    and ``2**40 // divisor + 1``.
+
+    With ``m = floor(2**s / d) + 1``: ``x m / 2**s`` lies in ``(x/d, x/d + x/2**s]``,
+    and ``x/d`` is at least ``1/d`` below the next integer, so the floor is
+    ``x // d`` whenever ``x d < 2**s``. (The FDCT output is below 2**16 in
+    magnitude and ``d = 8 q <= 8 * 65535``.)
+    """
+    d = np.asarray(divisors, dtype=np.int64)
+    if d.size and (d.min() < 1 or d.max() >= 1 << 20):
+        raise ValueError("quantizer divisors must be 1 .. 2**20 - 1")
+    return d >> 1, (np.int64(1) << RECIPROCAL_SHIFT) // d + 1
+
+
+@njit(cache=True, nogil=True)
+def quantize_rows(coef, nblocks, half, mult, out, out_base, masks, mask_base,
+                  mask_lut):  # pragma: no cover - compiled
+    """Quantize ``nblocks`` FDCT outputs as libjpeg does.
+
+    ``coef``: ``[>= nblocks * 64]`` int32 FDCT output (natural order; from
+    :func:`jpegtorch.kernels.dct.fdct_rows`); ``half``/``mult``: ``[64]`` from
+    :func:`reciprocals` of the divisors ``8 q``. Block ``b``'s value ``k`` is
+    ``sign(t) * ((|t| + d // 2) // d)`` of ``t = coef[b * 64 + k]``, written to
+    ``out[out_base + b * 64 + k]`` (natural order).
+
+    When ``masks`` is not empty, ``masks[mask_base + b]`` receives the block's
+    nonzero mask with its bits moved as ``mask_lut`` (``[8, 256]`` int64) says:
+    the mask with bit ``k`` set for each nonzero value ``k`` is looked up a
+    byte at a time (``mask_lut[j, byte j]``, OR-ed). The JPEG writer's table
+    gives the entropy coder's AC mask (bit ``z - 1`` for zigzag position ``z``).
+    """
+    with_masks = masks.shape[0] > 0
+    for b in range(nblocks):
+        src = b * 64
+        dst = out_base + src
+        for k in range(64):  # branch-free, so that it vectorizes
+            t = np.int64(coef[src + k])
+            a = t if t >= 0 else -t
+            v = ((half[k] + a) * mult[k]) >> RECIPROCAL_SHIFT
+            out[dst + k] = v if t >= 0 else -v
+        if with_masks:
+            m = np.int64(0)
+            for k in range(64):
+                m |= np.int64(out[dst + k] != 0) << k
+            masks[mask_base + b] = (
+                mask_lut[0, m & 255] | mask_lut[1, (m >> 8) & 255]
+                | mask_lut[2, (m >> 16) & 255] | mask_lut[3, (m >> 24) & 255]
+                | mask_lut[4, (m >> 32) & 255] | mask_lut[5, (m >> 40) & 255]
+                | mask_lut[6, (m >> 48) & 255] | mask_lut[7, (m >> 56) & 255])
