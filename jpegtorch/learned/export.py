@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .entropy import PRECISION
 from .model import FactorizedCodec
 
 FORMAT = "jpegtorch-learned-model"
 FORMAT_VERSION = 1
 CODEC = "factorized-gain"
-PRECISION = 16
 MAX_TABLE = 4095  # most integer values in one table (before the escape symbol)
 
 
