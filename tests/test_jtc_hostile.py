@@ -1,9 +1,10 @@
 """.jtc files an attacker controls: every header field and stream, with valid CRCs.
 
 Each crafted file must be refused with one clear ``JPEGError`` line, before
-anything large is allocated: by the library (``decode_image``) and through the
-CLI (``jtorch decode``: one line per file, exit status 1, no output, bounded
-time and memory). Also the pixel limit and the memory budget.
+anything large is allocated and before torch is imported: by the library
+(``decode_image``) and through the CLI (``jtorch decode``: one line per file,
+exit status 1, no output, bounded time and memory). Also the pixel limit and
+the memory budget.
 """
 
 from __future__ import annotations
@@ -137,9 +138,12 @@ def test_no_pixel_limit_still_bounded(valid):
     """With max_pixels=None the stream bound refuses what the data cannot hold."""
     for size in (9460, 65535):
         with pytest.raises(JPEGError, match=r"latent needs at least"):
-            codec.decode_image(empty(valid, size), max_pixels=None)
+            codec.decode_image(empty(valid, size), max_pixels=None, max_memory=None)
     with pytest.raises(JPEGError, match=r"latent needs at least"):
-        codec.decode_image(crafted(valid)["huge-u32"][0], max_pixels=None)
+        codec.decode_image(crafted(valid)["huge-u32"][0], max_pixels=None, max_memory=None)
+    # the default memory budget (1 GiB, the JPEG decoder's) refuses what the pixel limit lets by
+    with pytest.raises(JPEGError, match=r"needs about 21659 MB .* budget of 1074 MB"):
+        codec.decode_image(empty(valid, 65535), max_pixels=None)
 
 
 def test_streams_must_be_consumed_exactly(valid):
@@ -214,6 +218,9 @@ def test_max_pixels(valid):
         codec.decode_image(over, model="/nonexistent/weights.pt")
     at = forge(valid, width=limit, height=1, tensors=(("y", (128, 1, -(-limit // 16))),))
     with pytest.raises(JPEGError, match=r"latent needs at least"):
+        codec.decode_image(at, max_memory=None)
+    # (a strip one pixel high still needs a 16-pixel row of latents: 2.9 GB of them here)
+    with pytest.raises(JPEGError, match=r"89478485x1 needs about 3178 MB"):
         codec.decode_image(at)
 
 
@@ -247,13 +254,15 @@ def test_cli_refuses_each_crafted_file_in_one_line(tmp_path, valid):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "jpegtorch.cli.main", "decode",
-                             *map(str, files), "-o", str(out)],
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "jpegtorch.cli.main",
+                             "decode", *map(str, files), "-o", str(out)],
                             capture_output=True, text=True, env=env, timeout=300)
     elapsed = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
+    imports = [x for x in result.stderr.splitlines() if x.startswith("import time:")]
+    assert imports and not [x for x in imports if x.rstrip().endswith("| torch")]
+    lines = [x for x in result.stderr.strip().splitlines() if not x.startswith("import time:")]
     assert len(lines) == len(files), result.stderr
     patterns = crafted(valid)
     by_file = {}
@@ -265,10 +274,11 @@ def test_cli_refuses_each_crafted_file_in_one_line(tmp_path, valid):
     for path in files:
         assert re.search(patterns[path.stem][1], by_file[str(path)]), by_file[str(path)]
     assert "Traceback" not in result.stderr and not list(out.iterdir())
-    # one process for all files: torch's import (~3 s) once, then header checks
-    assert elapsed < 10 * len(files)
-    if before.ru_maxrss < 1_500_000:  # a peak of an earlier child would hide ours
-        assert peak_kb < 1_500_000, peak_kb
+    # every check is torch-free: all 28 files in ~1 s and ~50 MB here (limits: 10 s and
+    # 1.5 GB per file; 2 s and 500 MB for small outputs)
+    assert elapsed < 2 * len(files)
+    if before.ru_maxrss < 500_000:  # a peak of an earlier child would hide ours
+        assert peak_kb < 500_000, peak_kb
 
 
 def test_cli_max_pixels_reaches_the_jtc_decoder(tmp_path, valid):

@@ -1,83 +1,99 @@
-"""Encode and decode images with the learned codec into ``.jtc`` containers."""
+"""Encode and decode images with the learned codec into ``.jtc`` containers.
+
+torch is imported only where a transform runs: every check of a ``.jtc``
+file (container, limits, model identity, entropy streams) is torch-free
+(:mod:`.modelfile`), so a damaged or hostile file is refused without the
+~220 MB and seconds that importing torch costs.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from ..errors import JPEGError
 from ..formats import container as jtc
 from ..formats.jfif_reader import DEFAULT_MAX_PIXELS
-from . import tiled
 from .entropy import Tables, decode_symbols, encode_symbols
-from .export import CODEC, build_model, content_hash, load_blob
-from .model import STRIDE, FactorizedCodec
+from .modelfile import CODEC, DEFAULT_WEIGHTS, WEIGHTS_DIR, ModelInfo, model_info, resolve
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "learned_factorized.pt"
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
+
+    from .model import FactorizedCodec
+
+__all__ = ["DEFAULT_MAX_MEMORY", "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "LoadedModel",
+           "decode_image", "decode_memory", "encode_image", "load_model"]
+
+STRIDE = 16  # pixels per latent (model.STRIDE; repeated to keep this module torch-free)
+# The JPEG decoder's default budget (jpegtorch.formats.jfif_reader's DEFAULT_MAX_MEMORY, 1 GiB).
+DEFAULT_MAX_MEMORY = 1 << 30
 
 
 @dataclass
 class LoadedModel:
-    """A model file ready for coding: network, per-level tables, identity."""
+    """A model file ready for coding: the network and :class:`.modelfile.ModelInfo`."""
 
     net: FactorizedCodec
-    medians: np.ndarray  # float32 [L, M]
-    tables: list[Tables]
-    name: str
-    hash8: bytes
-    lambdas: tuple[float, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
+    info: ModelInfo
+
+    @property
+    def medians(self) -> np.ndarray:  # float32 [L, M]
+        return self.info.medians
+
+    @property
+    def tables(self) -> list[Tables]:
+        return self.info.tables
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def hash8(self) -> bytes:
+        return self.info.hash8
+
+    @property
+    def lambdas(self) -> tuple[float, ...]:
+        return self.info.lambdas
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.info.meta
 
     @property
     def levels(self) -> int:
-        return len(self.tables)
+        return self.info.levels
 
     @property
     def in_channels(self) -> int:
-        return int(self.net.config["in_channels"])
+        return self.info.in_channels
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str) -> LoadedModel:
-    blob = load_blob(path)
-    net = build_model(blob)
-    offsets = blob["cdf_offsets"].numpy().astype(np.int32)
-    lengths = blob["cdf_lengths"].numpy().astype(np.int32)
-    freqs = blob["cdf_freqs"].numpy().astype(np.int32)
-    tables = []
-    start = 0
-    for level in range(offsets.shape[0]):
-        n = int(lengths[level].sum())
-        tables.append(Tables(offsets[level], lengths[level], freqs[start:start + n]))
-        start += n
-    if start != freqs.size:
-        raise JPEGError(f"{path}: inconsistent CDF tables")
-    cfg = net.config
-    meta = json.loads(blob.get("meta") or "{}")
-    name = str(meta.get("name") or f"{CODEC}-n{cfg['n']}-m{cfg['m']}-c{cfg['in_channels']}")
-    return LoadedModel(net=net, medians=blob["medians"].numpy().astype(np.float32),
-                       tables=tables, name=name, hash8=content_hash(blob)[:8],
-                       lambdas=tuple(blob["lambdas"]), meta=meta)
+def _load_cached(path: str, stamp: tuple[int, int]) -> LoadedModel:
+    from .export import build_model, load_blob
+
+    info = model_info(path)
+    return LoadedModel(net=build_model(load_blob(path)), info=info)
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
-    """Load (and cache) a model file; ``None`` means the shipped weights."""
-    target = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if not target.exists():
-        raise JPEGError(f"learned-codec weights not found: {target}")
-    return _load_cached(str(target.resolve()))
+    """Load (and cache) a model file with its network (torch); ``None``: the shipped weights."""
+    target = resolve(path)
+    stat = target.stat()
+    return _load_cached(str(target), (stat.st_size, stat.st_mtime_ns))
 
 
 def _as_chw(image: Tensor) -> Tensor:
-    if not isinstance(image, Tensor):
+    import torch
+
+    if not isinstance(image, torch.Tensor):
         raise TypeError("image must be a torch.Tensor")
     if image.dtype != torch.uint8:
         raise ValueError(f"image must be uint8, got {image.dtype}")
@@ -90,7 +106,6 @@ def _as_chw(image: Tensor) -> Tensor:
     return image
 
 
-@torch.no_grad()
 def encode_image(image: Tensor, level: int | None = None, *, model: str | Path | None = None,
                  device: str | torch.device | None = None) -> bytes:
     """Compress an image into the bytes of a ``.jtc`` file.
@@ -109,7 +124,9 @@ def encode_image(image: Tensor, level: int | None = None, *, model: str | Path |
     model as three equal channels (and decoded back to one). The same input
     and model give the same bytes.
     """
-    from . import DEFAULT_LEVEL
+    import torch
+
+    from . import DEFAULT_LEVEL, tiled
 
     loaded = load_model(model)
     if level is None:
@@ -120,7 +137,8 @@ def encode_image(image: Tensor, level: int | None = None, *, model: str | Path |
     channels, height, width = image.shape
     if loaded.in_channels == 1:
         channels = 1
-    y = tiled.analysis(loaded.net, image.cpu(), level - 1, tile=tiled.TILE, device=device)
+    with torch.no_grad():
+        y = tiled.analysis(loaded.net, image.cpu(), level - 1, tile=tiled.TILE, device=device)
     medians = torch.from_numpy(loaded.medians[level - 1]).view(-1, 1, 1)
     q = y.sub_(medians).round_().clamp_(-(2**30), 2**30).to(torch.int32).numpy()
     del y
@@ -143,6 +161,8 @@ def decode_memory(box: jtc.Container, m: int, n: int) -> int:
     float32 output). The interpreter, torch and the model weights are not
     counted (as libjpeg's ``max_memory_to_use`` does not count the program).
     """
+    from . import tiled  # torch-free at import
+
     rows, cols = -(-box.height // STRIDE), -(-box.width // STRIDE)
     span = rows + cols if tiled.TILE is None else tiled.TILE + 2 * tiled.HALO
     tile_rows, tile_cols = min(span, rows), min(span, cols)
@@ -151,11 +171,10 @@ def decode_memory(box: jtc.Container, m: int, n: int) -> int:
     return box.channels * box.height * box.width + (4 * m + 8) * rows * cols + working
 
 
-@torch.no_grad()
 def decode_image(data: bytes, *, model: str | Path | None = None,
                  device: str | torch.device | None = None,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 max_memory: int | None = None) -> Tensor:
+                 max_memory: int | None = DEFAULT_MAX_MEMORY) -> Tensor:
     """Decode the bytes of a ``.jtc`` file -> ``uint8 [C, H, W]`` on the CPU.
 
     Args:
@@ -168,8 +187,10 @@ def decode_image(data: bytes, *, model: str | Path | None = None,
             Pillow's decompression-bomb limit).
         max_memory: refuse files whose decoding needs more than this many
             bytes (:func:`decode_memory`, from the header, before allocating;
-            ``None``: no budget). Same meaning as the JPEG decoder's.
+            ``None``: no budget). Same name, meaning and default (1 GiB) as
+            the JPEG decoder's, like libjpeg's ``max_memory_to_use``.
 
+    Every check runs before torch is imported (a refused file costs no torch).
     Raises :class:`jpegtorch.JPEGError` (one line) for a damaged, foreign or
     too large file: bad magic, unknown version, truncation, a CRC mismatch,
     an unknown codec or model, a level or channel count the model does not
@@ -186,34 +207,40 @@ def decode_image(data: bytes, *, model: str | Path | None = None,
         raise JPEGError(f"image size {box.width}x{box.height} ({pixels} pixels) exceeds the "
                         f"limit of {max_pixels} pixels (decompression-bomb guard; raise "
                         "max_pixels to allow it)")
-    loaded = load_model(model)
-    if box.model_hash != loaded.hash8:
+    info = model_info(model)
+    if box.model_hash != info.hash8:
         raise JPEGError(f"unknown .jtc model {box.model!r} (weights {box.model_hash.hex()}); "
-                        f"the loaded model is {loaded.name!r} ({loaded.hash8.hex()})")
-    if not 1 <= box.level <= loaded.levels:
-        raise JPEGError(f"corrupt .jtc header (level {box.level} not in 1..{loaded.levels})")
-    if box.channels > loaded.in_channels:
+                        f"the loaded model is {info.name!r} ({info.hash8.hex()})")
+    if not 1 <= box.level <= info.levels:
+        raise JPEGError(f"corrupt .jtc header (level {box.level} not in 1..{info.levels})")
+    if box.channels > info.in_channels:
         raise JPEGError(f"corrupt .jtc header ({box.channels} channels from a "
-                        f"{loaded.in_channels}-channel model)")
-    m, n = int(loaded.net.config["m"]), int(loaded.net.config["n"])
-    expected = (m, -(-box.height // STRIDE), -(-box.width // STRIDE))
+                        f"{info.in_channels}-channel model)")
+    expected = (info.m, -(-box.height // STRIDE), -(-box.width // STRIDE))
     shapes = dict(box.tensors)
     if len(box.tensors) != 1 or set(shapes) != {"y"} or shapes["y"] != expected:
         raise JPEGError(f"corrupt .jtc header (latent shapes {box.tensors}, expected y {expected})")
     streams = {s.name: s.data for s in box.streams}
     if len(box.streams) != 2 or set(streams) != {"latents", "escapes"}:
         raise JPEGError(f"corrupt .jtc file (streams {[s.name for s in box.streams]})")
-    need = decode_memory(box, m, n)
+    need = decode_memory(box, info.m, info.n)
     if max_memory is not None and need > max_memory:
         raise JPEGError(f"decoding {box.width}x{box.height} needs about {_mb(need)} of memory, "
                         f"more than the budget of {_mb(max_memory)} (max_memory)")
     try:
         q = decode_symbols(streams["latents"], streams["escapes"], expected,
-                           loaded.tables[box.level - 1])
-        return tiled.synthesis(loaded.net, torch.from_numpy(q), box.level - 1, box.height,
-                               box.width, box.channels,
-                               offset=torch.from_numpy(loaded.medians[box.level - 1]),
-                               tile=tiled.TILE, device=device)
+                           info.tables[box.level - 1])
+        # every check passed: now the synthesis transform (torch)
+        import torch
+
+        from . import tiled
+
+        loaded = load_model(model)
+        with torch.no_grad():
+            return tiled.synthesis(loaded.net, torch.from_numpy(q), box.level - 1, box.height,
+                                   box.width, box.channels,
+                                   offset=torch.from_numpy(info.medians[box.level - 1]),
+                                   tile=tiled.TILE, device=device)
     except MemoryError:
         raise JPEGError(f"not enough memory to decode {box.width}x{box.height} "
                         f"(about {_mb(need)} needed)") from None

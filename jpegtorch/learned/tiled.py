@@ -30,18 +30,37 @@ Shapes: images ``uint8 [C, H, W]``; latents ``[M, ceil(H/16), ceil(W/16)]``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+if TYPE_CHECKING:  # pragma: no cover  (torch is imported by the functions that run)
+    import torch
+    from torch import Tensor
 
-from .model import GDN, STRIDE, FactorizedCodec
+    from .model import GDN, FactorizedCodec
 
+STRIDE = 16  # pixels per latent (model.STRIDE)
 TILE = 24  # latents per tile side (384 pixels)
 HALO = 2  # latents of context on each inner tile edge (the transforms reach < 2)
 _GDN_BAND = 1 << 20  # values per band of GDN's temporaries (4 MB in float32)
 _LUMA = (0.299, 0.587, 0.114)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _no_grad(fn: _F) -> _F:
+    """``torch.no_grad()`` around ``fn``, importing torch only when it runs."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _gdn_params(gdn: GDN) -> tuple[Tensor, Tensor]:
@@ -62,6 +81,10 @@ class _Transform:
 
     def __init__(self, net: FactorizedCodec, level: int, which: str,
                  device: torch.device) -> None:
+        import torch
+
+        from .model import GDN
+
         self.ops: list[tuple] = []
         layers = net.g_a if which == "analysis" else net.g_s
         for layer in layers:
@@ -76,6 +99,8 @@ class _Transform:
 
     def __call__(self, x: Tensor) -> Tensor:
         """``[1, C, h, w]`` (consumed) -> the layers' output."""
+        import torch.nn.functional as F
+
         for op in self.ops:
             if op[0] == "layer":
                 x = op[1](x)
@@ -114,11 +139,13 @@ def _check_tiling(tile: int | None, halo: int) -> None:
 
 def _to_luma(x: Tensor) -> Tensor:
     """``[B, 3, H, W]`` -> ``[B, 1, H, W]`` (BT.601 weights), same dtype."""
+    import torch
+
     w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True)
 
 
-@torch.no_grad()
+@_no_grad
 def analysis(net: FactorizedCodec, image: Tensor, level: int, *, tile: int | None = TILE,
              halo: int = HALO, device: torch.device | str | None = None) -> Tensor:
     """Scaled latents ``y`` of an image, tile by tile.
@@ -137,6 +164,8 @@ def analysis(net: FactorizedCodec, image: Tensor, level: int, *, tile: int | Non
     Returns ``float32 [M, ceil(H/16), ceil(W/16)]`` on the CPU: exactly
     ``net.analysis`` of the padded image (bit-identical for every ``tile``).
     """
+    import torch
+
     _check_tiling(tile, halo)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     channels, height, width = image.shape
@@ -166,7 +195,7 @@ def analysis(net: FactorizedCodec, image: Tensor, level: int, *, tile: int | Non
     return out
 
 
-@torch.no_grad()
+@_no_grad
 def synthesis(net: FactorizedCodec, y_hat: Tensor, level: int, height: int, width: int,
               channels: int, *, offset: Tensor | None = None, tile: int | None = TILE,
               halo: int = HALO, device: torch.device | str | None = None) -> Tensor:
@@ -189,6 +218,8 @@ def synthesis(net: FactorizedCodec, y_hat: Tensor, level: int, height: int, widt
     ``round(255 · clamp(g_s(y_hat · gain) + 0.5, 0, 1))``, bit-identical for
     every ``tile``.
     """
+    import torch
+
     _check_tiling(tile, halo)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     rows, cols = y_hat.shape[1:]
