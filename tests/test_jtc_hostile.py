@@ -142,7 +142,7 @@ def test_no_pixel_limit_still_bounded(valid):
     with pytest.raises(JPEGError, match=r"latent needs at least"):
         codec.decode_image(crafted(valid)["huge-u32"][0], max_pixels=None, max_memory=None)
     # the default memory budget (1 GiB, the JPEG decoder's) refuses what the pixel limit lets by
-    with pytest.raises(JPEGError, match=r"needs about 21659 MB .* budget of 1074 MB"):
+    with pytest.raises(JPEGError, match=r"needs about 21707 MB .* budget of 1074 MB"):
         codec.decode_image(empty(valid, 65535), max_pixels=None)
 
 
@@ -220,7 +220,7 @@ def test_max_pixels(valid):
     with pytest.raises(JPEGError, match=r"latent needs at least"):
         codec.decode_image(at, max_memory=None)
     # (a strip one pixel high still needs a 16-pixel row of latents: 2.9 GB of them here)
-    with pytest.raises(JPEGError, match=r"89478485x1 needs about 3178 MB"):
+    with pytest.raises(JPEGError, match=r"89478485x1 needs about 3\d\d\d MB"):
         codec.decode_image(at)
 
 
@@ -228,7 +228,7 @@ def test_max_memory(valid):
     box = jtc.unpack(valid)
     need = codec.decode_memory(box, 128, 80)
     # the image, the int32 latents and one tile's feature maps
-    assert need >= 3 * 100 * 150 + 4 * 128 * 7 * 10 + 3 * 4 * 80 * 56 * 80
+    assert need >= 3 * 100 * 150 + 4 * 128 * 7 * 10 + 6 * 4 * 80 * 56 * 80
     assert codec.decode_image(valid, max_memory=need).shape == (3, 100, 150)
     with pytest.raises(JPEGError, match=r"needs about .* more than the budget"):
         codec.decode_image(valid, max_memory=need - 1)

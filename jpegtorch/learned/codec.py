@@ -156,10 +156,12 @@ def decode_memory(box: jtc.Container, m: int, n: int) -> int:
 
     The decoded image (``C·H·W`` bytes), the integer latents (``4·M`` bytes per
     16×16 block, plus 8 per block while one channel is decoded) and one tile's
-    working set of the synthesis transform (three float32 feature maps of
-    ``n`` channels at half resolution, the largest stage, plus the tile's
-    float32 output). The interpreter, torch and the model weights are not
-    counted (as libjpeg's ``max_memory_to_use`` does not count the program).
+    working set of the synthesis transform: six float32 feature maps of ``n``
+    channels at half resolution, its largest stage (the transposed
+    convolution's output, oneDNN's reordered copies of its input and output,
+    GDN's temporaries; measured ~110 MB at ``n = 80``), plus the tile's float32
+    output. The interpreter, torch and the model weights are not counted (as
+    libjpeg's ``max_memory_to_use`` does not count the program).
     """
     from . import tiled  # torch-free at import
 
@@ -167,7 +169,7 @@ def decode_memory(box: jtc.Container, m: int, n: int) -> int:
     span = rows + cols if tiled.TILE is None else tiled.TILE + 2 * tiled.HALO
     tile_rows, tile_cols = min(span, rows), min(span, cols)
     half = (STRIDE // 2) ** 2 * tile_rows * tile_cols
-    working = 3 * 4 * n * half + 4 * 3 * 4 * half
+    working = 6 * 4 * n * half + 4 * 3 * 4 * half
     return box.channels * box.height * box.width + (4 * m + 8) * rows * cols + working
 
 
