@@ -5,13 +5,14 @@
     .venv/bin/python benchmarks/bench_learned_memory.py --untiled    # + the whole-image path
 
 Each measurement is one process, ``jtorch encode --codec learned`` or
-``jtorch decode``, timed and measured by GNU ``command time -f %M`` (peak
-resident memory); medians over ``--repeats`` runs, interleaved. The reference
+``jtorch decode``, measured by GNU ``command time -f "%e %U %S %M"`` (wall and
+CPU seconds, peak resident memory); medians over ``--repeats`` runs,
+interleaved. On a shared machine the CPU seconds are the steadier number. The reference
 points are the peaks of ``python -c "import jpegtorch"`` (the issue's budgets
 are "over the memory of the import") and of ``python -c "import torch"`` (the
 codec needs torch; that alone is ~220 MB). ``--untiled`` adds the same work
 with the transforms run on the whole image at once (``tiled.TILE = None``),
-which is what the codec did before tiling. Test images: mosaics of upscaled
+(the same code with one tile covering the image). Test images: mosaics of upscaled
 Kodak photos (../shared/data/kodak), or smooth noise when absent.
 Writes docs/learned_memory.json.
 """
@@ -72,13 +73,13 @@ def mosaic(width: int, height: int, seed: int = 0) -> Image.Image:
     return canvas
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one process, by GNU time."""
-    out = subprocess.run([GNU_TIME, "-f", "%e %M", *cmd], capture_output=True, text=True)
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of one process, by GNU time."""
+    out = subprocess.run([GNU_TIME, "-f", "%e %U %S %M", *cmd], capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr}")
-    wall, kb = out.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(kb) / 1024
+    wall, user, system, kb = out.stderr.strip().splitlines()[-1].split()
+    return float(wall), float(user) + float(system), int(kb) / 1024
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -102,7 +103,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_learned_memory_"))
     rows = []
     try:
-        base = {name: statistics.median(measure([py, "-c", f"import {name}"])[1]
+        base = {name: statistics.median(measure([py, "-c", f"import {name}"])[2]
                                         for _ in range(3))
                 for name in ("jpegtorch", "torch")}
         print(f"import jpegtorch: {base['jpegtorch']:.0f} MB, import torch: "
@@ -112,7 +113,7 @@ def main() -> None:
             src = work / f"{mp}mp.png"
             mosaic(width, height).save(src)
             jtc, png = work / f"{mp}mp.jtc", work / f"{mp}mp.out.png"
-            runs: dict[str, list[tuple[float, float]]] = {}
+            runs: dict[str, list[tuple[float, float, float]]] = {}
             plan = {
                 "encode": [*jtorch, "encode", "--codec", "learned", str(src), "-o", str(jtc)],
                 "decode": [*jtorch, "decode", str(jtc), "-o", str(png)],
@@ -130,26 +131,28 @@ def main() -> None:
             bpp = 8 * jtc.stat().st_size / (width * height)
             for name, values in runs.items():
                 wall = statistics.median(v[0] for v in values)
-                peak = statistics.median(v[1] for v in values)
+                cpu = statistics.median(v[1] for v in values)
+                peak = statistics.median(v[2] for v in values)
                 row = {"mp": mp, "width": width, "height": height, "what": name,
-                       "seconds": round(wall, 2), "peak_mb": round(peak, 1),
+                       "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                       "peak_mb": round(peak, 1),
                        "over_import_mb": round(peak - base["jpegtorch"], 1),
                        "over_torch_mb": round(peak - base["torch"], 1),
                        "bpp": round(bpp, 4), "psnr": round(quality, 3),
                        "repeats": args.repeats}
                 rows.append(row)
-                print(f"{mp:>3} MP {name:<17} {wall:7.1f} s {peak:7.0f} MB peak "
+                print(f"{mp:>3} MP {name:<17} {wall:7.1f} s ({cpu:6.1f} s CPU) {peak:7.0f} MB peak "
                       f"({peak - base['jpegtorch']:6.0f} MB over the import)  "
                       f"{bpp:.3f} bpp {quality:.2f} dB", flush=True)
             for path in (src, jtc, png):
                 path.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("\n| image | step | time (s) | peak (MB) | over `import jpegtorch` (MB) |")
-    print("|---|---|---|---|---|")
+    print("\n| image | step | wall (s) | CPU (s) | peak (MB) | over `import jpegtorch` (MB) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['mp']} MP ({r['width']}×{r['height']}) | {r['what']} | {r['seconds']:.1f} "
-              f"| {r['peak_mb']:.0f} | {r['over_import_mb']:.0f} |")
+              f"| {r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | {r['over_import_mb']:.0f} |")
     args.json.write_text(json.dumps({"import_mb": base, "rows": rows}, indent=2) + "\n")
     print(f"wrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
 
