@@ -42,8 +42,9 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     The hook for the .jtc container: ``jpegtorch.formats.container`` exposes
     ``MAGIC`` (bytes); the pixel decoder is its ``decode`` (or
     ``decode_container``) if it has one, else
-    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes
-    (and ``model=`` for other weights) and returns uint8 ``[C, H, W]``.
+    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes,
+    the limits as keywords (``max_pixels=``) and ``model=`` for other
+    weights, and returns uint8 ``[C, H, W]``.
     """
     try:
         module = importlib.import_module(CONTAINER_MODULE)
