@@ -1,4 +1,5 @@
-"""``jtorch encode``: images -> baseline JPEG files, byte-identical to libjpeg-turbo.
+"""``jtorch encode``: images -> JPEG files (baseline or progressive), byte-identical to
+libjpeg-turbo.
 
 torch and the codec are imported inside the command, so that ``jtorch --help``
 stays instant.
@@ -106,13 +107,20 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
                    "75; with --codec learned the level 1..6 (1 = smallest file), default 4.")
 @click.option("--codec", type=click.Choice(["jpeg", "learned"]), default="jpeg",
               show_default=True,
-              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container.")
+              help="jpeg: JFIF (.jpg), baseline or progressive; learned: the learned codec's .jtc "
+                   "container.")
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling.")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
               help="Restart marker every N MCUs (0 = none).")
+@click.option("--progressive", is_flag=True,
+              help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
+                   "tables per scan (cjpeg -progressive, Pillow progressive=True).")
+@click.option("--scans", "scans_file", metavar="FILE",
+              help="Scan script in cjpeg's -scans format ('0,1,2: 0-0, 0, 1;' ...); as in "
+                   "cjpeg it makes the file progressive unless its first scan is 0-63.")
 @click.option("--tables", metavar="FILE|PRESET",
               help="Base quantization tables: a cjpeg -qtables file or a preset name "
                    "(annex-k, or jpegtorch/presets/NAME.txt); scaled by -q as libjpeg "
@@ -124,23 +132,27 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           tables: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
-           debug: bool) -> None:
-    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
+           progressive: bool, scans_file: str | None, tables: str | None, no_clobber: bool,
+           max_pixels: int, quiet: bool, debug: bool) -> None:
+    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
 
-    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
-    with the same settings. Gray inputs give gray JPEGs; alpha is dropped.
+    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline,
+    cjpeg -progressive, cjpeg -scans) with the same settings. Gray inputs give
+    gray JPEGs; alpha is dropped.
 
     \b
     Examples:
       jtorch encode photo.png -q 90 -o photo.jpg
       jtorch encode *.png -o out/ --optimize
+      jtorch encode photo.png --progressive -o photo.jpg
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
     """
     if inputs.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
     if codec == "learned":
+        if progressive or scans_file is not None:
+            raise click.UsageError("--progressive and --scans apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
                         no_clobber, max_pixels, quiet, debug)
         return
@@ -155,6 +167,14 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         base_tables = resolve_base_tables(tables) if tables is not None else None
     except JPEGError as exc:
         raise click.BadParameter(str(exc), param_hint="--tables") from None
+    scans = None
+    if scans_file is not None:
+        from jpegtorch.formats.scans import read_scan_script
+
+        try:
+            scans = read_scan_script(scans_file)
+        except JPEGError as exc:
+            raise click.BadParameter(str(exc), param_hint="--scans") from None
 
 
     def process(index: int, src: str) -> None:
@@ -162,7 +182,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         image = load_image(read_input(src), name=name, max_pixels=max_pixels,
                            grayscale=grayscale, quiet=quiet)
         data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
-                           restart_interval=restart, tables=base_tables)
+                           restart_interval=restart, tables=base_tables,
+                           progressive=progressive, scans=scans)
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
     from PIL import Image

@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from jpegtorch.coefficients import Coefficients
 
+    from .scans import ScansLike
+
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's C_MAX_BLOCKS_IN_MCU (T.81 B.2.3)
 
@@ -337,8 +339,9 @@ def _blocks_as_int32(block: Tensor) -> np.ndarray:
 
 
 def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
-                       restart_interval: int = 0) -> bytes:
-    """Write quantized coefficients as a baseline JFIF file.
+                       restart_interval: int = 0, progressive: bool = False,
+                       scans: ScansLike | None = None) -> bytes:
+    """Write quantized coefficients as a JFIF file (baseline, or progressive).
 
     Args:
         coefficients: a :class:`~jpegtorch.Coefficients` of batch size 1, from
@@ -350,13 +353,26 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
             get a JFIF APP0 header, "rgb" an Adobe APP14 (transform 0).
         optimize: build optimal Huffman tables for this image (libjpeg's
             ``optimize_coding``) instead of the Annex K tables.
-        restart_interval: MCUs between restart markers (0 = none), 0..65535.
+        restart_interval: MCUs between restart markers (0 = none), 0..65535;
+            in a multi-scan file, MCUs of each scan (a block in a
+            single-component scan).
+        progressive: write a progressive JPEG (SOF2) with libjpeg's
+            ``jpeg_simple_progression`` script and optimal Huffman tables per
+            scan (what ``cjpeg -progressive`` and Pillow's
+            ``progressive=True`` write; ``optimize`` changes nothing then).
+        scans: a scan script instead of the default progression: a list of
+            :class:`~jpegtorch.formats.scans.Scan` (or ``(components, ss, se,
+            ah, al)`` tuples) or the path of a cjpeg ``-scans`` file. As in
+            cjpeg, it overrides ``progressive`` and decides by itself: a
+            first scan other than 0-63 makes the file progressive, otherwise
+            it is sequential with one scan per entry (``cjpeg -scans``).
 
     Returns:
         The bytes of the JPEG file.
 
     Raises:
-        JPEGError: the coefficients cannot be written as a baseline JPEG.
+        JPEGError: the coefficients cannot be written as such a JPEG, or an
+            invalid scan script.
     """
     import torch
 
@@ -401,6 +417,21 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
             raise JPEGError(f"components sharing DQT slot {slot} have different tables")
         slot_tables.setdefault(slot, table)
     sixteen_bit = any(int(t.max()) > 255 for t in slot_tables.values())
+
+    if progressive or scans is not None:  # a multi-scan file: formats/progressive.py
+        from .progressive import encode_scans
+        from .scans import resolve_scans, simple_progression, validate_scans
+
+        script = (resolve_scans(scans) if scans is not None
+                  else simple_progression(n, coefficients.color))
+        is_progressive = validate_scans(script, n)
+        body = encode_scans([_blocks_numpy(b) for b in coefficients.blocks],
+                            coefficients.sampling, (height, width),
+                            coefficients.component_ids, _table_slots(coefficients), script,
+                            optimize=optimize, restart_interval=restart_interval)
+        marker = 0xC2 if is_progressive else 0xC1 if sixteen_bit else 0xC0
+        return b"".join([*_frame_header(coefficients, slot_tables, marker), body,
+                         b"\xff\xd9"])
 
     # Block layout of the scan.
     blocks = [_blocks_as_int32(b) for b in coefficients.blocks]
@@ -463,21 +494,7 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     data = run(False)
 
     # Headers, in libjpeg's order.
-    parts = [b"\xff\xd8"]
-    if coefficients.color == "rgb":
-        parts.append(_adobe_app14(coefficients.color))
-    else:
-        parts.append(_jfif_app0())
-    sent: set[int] = set()
-    for slot in coefficients.qtable_slots:
-        if slot not in sent:
-            parts.append(_dqt(slot, slot_tables[slot]))
-            sent.add(slot)
-    sof = bytearray((8, *height.to_bytes(2, "big"), *width.to_bytes(2, "big"), n))
-    for c in range(n):
-        h, v = coefficients.sampling[c]
-        sof += bytes((coefficients.component_ids[c], h << 4 | v, coefficients.qtable_slots[c]))
-    parts.append(_segment(0xC1 if sixteen_bit else 0xC0, bytes(sof)))
+    parts = _frame_header(coefficients, slot_tables, 0xC1 if sixteen_bit else 0xC0)
     sent_dc: set[int] = set()
     sent_ac: set[int] = set()
     for s in slots:
@@ -497,6 +514,39 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     parts.append(data.tobytes())
     parts.append(b"\xff\xd9")
     return b"".join(parts)
+
+
+def _frame_header(coefficients: Coefficients, slot_tables: dict[int, np.ndarray],
+                  sof_marker: int) -> list[bytes]:
+    """SOI, APP0 JFIF (APP14 Adobe for RGB), DQT per slot, SOF: libjpeg's order."""
+    parts = [b"\xff\xd8"]
+    if coefficients.color == "rgb":
+        parts.append(_adobe_app14(coefficients.color))
+    else:
+        parts.append(_jfif_app0())
+    sent: set[int] = set()
+    for slot in coefficients.qtable_slots:
+        if slot not in sent:
+            parts.append(_dqt(slot, slot_tables[slot]))
+            sent.add(slot)
+    height, width = coefficients.size
+    n = coefficients.num_components
+    sof = bytearray((8, *height.to_bytes(2, "big"), *width.to_bytes(2, "big"), n))
+    for c in range(n):
+        h, v = coefficients.sampling[c]
+        sof += bytes((coefficients.component_ids[c], h << 4 | v, coefficients.qtable_slots[c]))
+    parts.append(_segment(sof_marker, bytes(sof)))
+    return parts
+
+
+def _blocks_numpy(block: Tensor) -> np.ndarray:
+    """Blocks ``[1, by, bx, 8, 8]`` as numpy: int16 and int32 as they are (no
+    copy on CPU), other dtypes through :func:`_blocks_as_int32`."""
+    import torch
+
+    if block.dtype in (torch.int16, torch.int32):
+        return block.detach().cpu().numpy()
+    return _blocks_as_int32(block)
 
 
 def resolve_base_tables(tables: Tensor | str | os.PathLike[str] | None) -> Tensor | None:
@@ -532,8 +582,9 @@ def resolve_base_tables(tables: Tensor | str | os.PathLike[str] | None) -> Tenso
 
 def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
-                tables: Tensor | str | os.PathLike[str] | None = None) -> bytes:
-    """Encode an image to a baseline JFIF file, byte-identical to libjpeg-turbo.
+                tables: Tensor | str | os.PathLike[str] | None = None,
+                progressive: bool = False, scans: ScansLike | None = None) -> bytes:
+    """Encode an image to a JFIF file, byte-identical to libjpeg-turbo.
 
     Args:
         image: uint8 tensor ``[C, H, W]`` (C = 1 gray, 3 RGB), values 0..255,
@@ -549,11 +600,19 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
             ``-qtables`` text file, or a preset name (see
             :mod:`jpegtorch.formats.qtables`). Scaled by quality as libjpeg
             does and clamped to 1..255 (baseline).
+        progressive: a progressive JPEG (SOF2): libjpeg's default progression
+            with optimal Huffman tables per scan (see
+            :func:`write_coefficients`).
+        scans: a scan script (a list of
+            :class:`~jpegtorch.formats.scans.Scan` or a cjpeg ``-scans``
+            file path) instead of the default progression; it decides
+            between progressive and multi-scan sequential, as in cjpeg.
 
     Returns:
         The JPEG file's bytes: what Pillow's ``Image.save(..., "JPEG",
-        quality=, subsampling=, optimize=, restart_marker_blocks=)`` and
-        ``cjpeg -baseline`` write.
+        quality=, subsampling=, optimize=, restart_marker_blocks=,
+        progressive=)`` and ``cjpeg -baseline`` (``-progressive``, ``-scans
+        FILE``) write.
 
     Raises:
         JPEGError: invalid arguments or an image JPEG cannot hold.
@@ -584,7 +643,8 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
     coefficients = encode(image.cpu(), int(quality), subsampling=subsampling, tables=base,
                           mode="hard")
     return write_coefficients(coefficients, optimize=bool(optimize),
-                              restart_interval=restart_interval)
+                              restart_interval=restart_interval,
+                              progressive=bool(progressive), scans=scans)
 
 
 __all__: Sequence[str] = (
