@@ -125,6 +125,13 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
               help="Base quantization tables: a cjpeg -qtables file or a preset name "
                    "(annex-k, or jpegtorch/presets/NAME.txt); scaled by -q as libjpeg "
                    "does (-q 50 = as given).")
+@click.option("--trellis", is_flag=True,
+              help="Trellis quantization: each block's values chosen for the least RGB error "
+                   "per bit (smaller files at the same PSNR; implies --optimize).")
+@click.option("--tune", type=click.Choice(["psnr", "ssim"]), default=None,
+              help="Per-image tuning for PSNR or SSIM: tuned tables, chroma fitted to the "
+                   "decoder, trellis; -q sets the size/quality trade-off (higher = larger, "
+                   "better). Implies --trellis.")
 @click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
@@ -132,12 +139,15 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           progressive: bool, scans_file: str | None, tables: str | None, no_clobber: bool,
-           max_pixels: int, quiet: bool, debug: bool) -> None:
+           progressive: bool, scans_file: str | None, tables: str | None, trellis: bool,
+           tune: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
+           debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
 
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline,
-    cjpeg -progressive, cjpeg -scans) with the same settings. Gray inputs give
+    cjpeg -progressive, cjpeg -scans) with the same settings (--trellis and
+    --tune choose the quantized values themselves: standard files, smaller at
+    the same quality). Gray inputs give
     gray JPEGs; alpha is dropped.
 
     \b
@@ -145,6 +155,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
       jtorch encode photo.png -q 90 -o photo.jpg
       jtorch encode *.png -o out/ --optimize
       jtorch encode photo.png --progressive -o photo.jpg
+      jtorch encode photo.png --tune psnr -q 75 -o photo.jpg
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
     """
@@ -153,6 +164,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     if codec == "learned":
         if progressive or scans_file is not None:
             raise click.UsageError("--progressive and --scans apply to --codec jpeg only")
+        if trellis or tune:
+            raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
                         no_clobber, max_pixels, quiet, debug)
         return
@@ -183,7 +196,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                            grayscale=grayscale, quiet=quiet)
         data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
                            restart_interval=restart, tables=base_tables,
-                           progressive=progressive, scans=scans)
+                           progressive=progressive, scans=scans, trellis=trellis, tune=tune)
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
     from PIL import Image
