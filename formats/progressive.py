@@ -73,7 +73,16 @@ from numba import njit
 from jpegtorch.errors import JPEGError
 
 from .huffman import STD_AC_TABLES, STD_DC_TABLES, HuffmanTable, code_table, optimal_table
-from .jfif_writer import _NBITS, _ZIGZAG, _dht, _flush, _put, _segment
+from .jfif_writer import (
+    _DEBRUIJN,
+    _DEBRUIJN_LUT,
+    _NBITS,
+    _ZIGZAG,
+    _dht,
+    _flush,
+    _put,
+    _segment,
+)
 from .scans import Scan, format_scan, validate_scans
 
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's C_MAX_BLOCKS_IN_MCU (T.81 B.2.3)
@@ -116,7 +125,7 @@ def _raw_bits(out, pos, acc, nacc, buf, n):  # pragma: no cover - compiled
     return pos, acc, nacc
 
 
-@njit(nogil=True)
+@njit(inline="always")
 def _eobrun(out, pos, acc, nacc, eobrun, cbuf, be, row, codes, sizes, counts,
             gather):  # pragma: no cover - compiled
     """Send a pending EOBRUN (> 0) and its ``be`` correction bits
@@ -129,6 +138,14 @@ def _eobrun(out, pos, acc, nacc, eobrun, cbuf, be, row, codes, sizes, counts,
     if ok and not gather and be > 0:
         pos, acc, nacc = _raw_bits(out, pos, acc, nacc, cbuf, be)
     return pos, acc, nacc, ok
+
+
+@njit(nogil=True)
+def _eobrun_call(out, pos, acc, nacc, eobrun, cbuf, be, row, codes, sizes, counts,
+                 gather):  # pragma: no cover - compiled
+    """:func:`_eobrun` as a plain call, for the rare sites (restarts, a forced
+    EOBRUN, the end of a scan): fewer inlined copies, faster compilation."""
+    return _eobrun(out, pos, acc, nacc, eobrun, cbuf, be, row, codes, sizes, counts, gather)
 
 
 @njit(inline="always")
@@ -263,7 +280,7 @@ def _mcu_scan(a0, a1, a2, a3, ncomp, hs, vs, dc_row, ac_row, mcu_rows, mcu_cols,
 
 @njit(cache=True, nogil=True)
 def _ac_scan(blocks, rows, cols, ss, se, ah, al, restart_interval, row, zigzag, nbits_lut,
-             codes, sizes, counts, gather):  # pragma: no cover - compiled
+             debruijn_lut, codes, sizes, counts, gather):  # pragma: no cover - compiled
     """AC first (``ah == 0``) or refinement scan of one component.
 
     ``blocks``: ``[>= rows, >= cols, 64]`` int16 (natural order); the scan
@@ -294,8 +311,8 @@ def _ac_scan(blocks, rows, cols, ss, se, ah, al, restart_interval, row, zigzag, 
             if restart_interval > 0:
                 if restarts_to_go == 0:
                     if eobrun > 0:
-                        pos, acc, nacc, ok = _eobrun(out, pos, acc, nacc, eobrun, cbuf, be,
-                                                     row, codes, sizes, counts, gather)
+                        pos, acc, nacc, ok = _eobrun_call(out, pos, acc, nacc, eobrun, cbuf,
+                                                          be, row, codes, sizes, counts, gather)
                         if not ok:
                             return out, pos, _NO_CODE, mcu
                     eobrun = 0
@@ -307,22 +324,27 @@ def _ac_scan(blocks, rows, cols, ss, se, ah, al, restart_interval, row, zigzag, 
                     restarts_to_go = restart_interval
                 restarts_to_go -= 1
             blk = blocks[r, c]
-            # |v| >> Al (rounding towards zero); eob: the last newly nonzero
-            # coefficient of a refinement (|v| >> Al == 1)
+            # |v| >> Al (rounding towards zero) over the band; mask: bit k set when
+            # coefficient k is nonzero after the shift; eob: the last newly
+            # nonzero coefficient of a refinement (|v| >> Al == 1)
             eob = -1
+            mask = np.int64(0)
             for k in range(ss, se + 1):
                 val = np.int64(blk[zigzag[k]])
                 mag = (-val if val < 0 else val) >> al
                 absval[k] = mag
-                if mag == 1:
-                    eob = k
-            run = 0
+                mask |= np.int64(mag != 0) << k
+                eob = k if mag == 1 else eob
+            run = 0  # zero-history coefficients since the last symbol
             br = 0
-            for k in range(ss, se + 1):
+            prev = ss - 1
+            while mask != 0:  # the nonzero coefficients, lowest first (de Bruijn)
+                low = mask & -mask
+                k = debruijn_lut[((low * _DEBRUIJN) >> 58) & 63]
+                mask ^= low
+                run += k - prev - 1
+                prev = k
                 mag = absval[k]
-                if mag == 0:
-                    run += 1
-                    continue
                 if refine and mag > 1 and not (run > 15 and k <= eob):
                     brbuf[br] = mag & 1  # correction bit of an already nonzero coefficient
                     br += 1
@@ -363,22 +385,23 @@ def _ac_scan(blocks, rows, cols, ss, se, ah, al, restart_interval, row, zigzag, 
                     else:
                         run = 0
                         break
+            run += se - prev  # trailing zeros
             if run > 0 or br > 0:  # the band ends in zeros: count an EOB
                 eobrun += 1
                 for i in range(br):
                     cbuf[be + i] = brbuf[i]
                 be += br
                 if eobrun == EOBRUN_MAX or be > MAX_CORR_BITS - 64 + 1:
-                    pos, acc, nacc, ok = _eobrun(out, pos, acc, nacc, eobrun, cbuf, be, row,
-                                                 codes, sizes, counts, gather)
+                    pos, acc, nacc, ok = _eobrun_call(out, pos, acc, nacc, eobrun, cbuf, be,
+                                                      row, codes, sizes, counts, gather)
                     if not ok:
                         return out, pos, _NO_CODE, mcu
                     eobrun = 0
                     be = 0
             mcu += 1
     if eobrun > 0:
-        pos, acc, nacc, ok = _eobrun(out, pos, acc, nacc, eobrun, cbuf, be, row, codes, sizes,
-                                     counts, gather)
+        pos, acc, nacc, ok = _eobrun_call(out, pos, acc, nacc, eobrun, cbuf, be, row, codes,
+                                          sizes, counts, gather)
         if not ok:
             return out, pos, _NO_CODE, mcu
     if not gather:
@@ -524,8 +547,8 @@ def encode_scans(blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int
             else:
                 out, length, err, mcu = _ac_scan(
                     arrays[comps[0]], grid[0], grid[1], scan.ss, scan.se, scan.ah, scan.al,
-                    restart_interval, table_slots[comps[0]] + 4, _ZIGZAG, _NBITS, codes,
-                    sizes, counts, gather)
+                    restart_interval, table_slots[comps[0]] + 4, _ZIGZAG, _NBITS,
+                    _DEBRUIJN_LUT, codes, sizes, counts, gather)
             if err:
                 where = (f"scan {number} ({format_scan(scan)}), MCU {mcu} (row "
                          f"{mcu // grid[1]}, column {mcu % grid[1]})")
