@@ -1,8 +1,8 @@
 """Multi-scan Huffman coding: progressive (SOF2) and multi-scan sequential files.
 
 Given the quantized blocks and a scan list (:mod:`jpegtorch.formats.scans`),
-:func:`encode_scans` writes everything between the frame header (SOF) and
-EOI, laid out exactly as libjpeg-turbo lays it out (jcmarker.c, jcmaster.c,
+:func:`encode_scans` (:class:`ScanEncoder`) writes everything between the
+frame header (SOF) and EOI, laid out exactly as libjpeg-turbo lays it out (jcmarker.c, jcmaster.c,
 jcphuff.c, jchuff.c), so that with the same script our bytes are those of
 ``cjpeg -progressive`` / ``cjpeg -scans FILE`` and Pillow's
 ``progressive=True``::
@@ -66,6 +66,7 @@ coefficient arrays are range-checked and converted once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 from numba import njit
@@ -466,102 +467,107 @@ def _scan_geometry(number: int, scan: Scan, arrays: Sequence[np.ndarray],
     return hs, vs, grid
 
 
-def encode_scans(blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]],
-                 size: tuple[int, int], component_ids: Sequence[int],
-                 table_slots: Sequence[int], scans: Sequence[Scan], *,
-                 optimize: bool = False, restart_interval: int = 0) -> bytes:
-    """Entropy-code the scans of a file: the bytes between SOF and EOI.
+class ScanEncoder:
+    """Entropy coder for the scans of one image: the blocks are checked and
+    converted once, then any number of scans or scripts are coded.
 
     Args:
         blocks: per component, the quantized blocks ``[rows, cols, 8, 8]`` (or
-            ``[rows, cols, 64]``), natural order, int16 (as they are) or any
-            integer dtype with values -32768..32767 (converted), covering
-            the full MCU grid when an interleaved scan uses the component (as
-            :class:`~jpegtorch.Coefficients` holds them), at least the
-            component's own blocks otherwise.
+            ``[rows, cols, 64]``), natural order, int16 (used as they are) or
+            any integer dtype with values -32768..32767 (converted once),
+            covering the full MCU grid when an interleaved scan uses the
+            component (as :class:`~jpegtorch.Coefficients` holds them), at
+            least the component's own blocks otherwise.
         sampling: ``(h, v)`` per component, 1..4.
         size: ``(height, width)`` of the image in pixels.
         component_ids: the component identifiers (as in SOF), 0..255.
         table_slots: Huffman table slot (0..3) per component, used for both
             its DC and AC tables (libjpeg: 0 for Y/gray/RGB, 1 for Cb, Cr).
-        scans: the scan list; checked with
-            :func:`~jpegtorch.formats.scans.validate_scans`.
-        optimize: optimal Huffman tables per scan for a sequential script
-            (a progressive script always gets them, as in libjpeg).
         restart_interval: MCUs of each scan between restart markers, 0..65535.
 
-    Returns:
-        DHT, DRI, SOS segments and entropy-coded data, scan after scan.
-
-    Raises:
-        JPEGError: an invalid script, coefficients out of range for the scan
-            (the message names the scan and the MCU), or bad arguments.
+    :meth:`encode` codes a whole script (what goes between SOF and EOI);
+    :meth:`scan` codes one progressive scan on its own with its optimal
+    tables -- in a progressive file every scan re-sends its tables, so a
+    file is its frame header, the DRI and the concatenation of its scans'
+    bytes: the building block of a scan search (as mozjpeg's).
     """
-    n = len(blocks)
-    if not (len(sampling) == len(component_ids) == len(table_slots) == n) or n == 0:
-        raise JPEGError("blocks, sampling, component_ids and table_slots must have one "
-                        "entry per component")
-    if any(not 0 <= s <= 3 for s in table_slots):
-        raise JPEGError(f"Huffman table slots must be 0..3, got {tuple(table_slots)}")
-    if not 0 <= int(restart_interval) <= 65535:
-        raise JPEGError(f"restart_interval must be 0..65535 MCUs, got {restart_interval}")
-    restart_interval = int(restart_interval)
-    progressive = validate_scans(scans, n)
-    optimize = bool(optimize) or progressive
-    height, width = size
-    hmax = max(h for h, _ in sampling)
-    vmax = max(v for _, v in sampling)
-    mcu_grid = (-(-height // (8 * vmax)), -(-width // (8 * hmax)))
-    own = [(-(-height * v // (8 * vmax)), -(-width * h // (8 * hmax))) for h, v in sampling]
-    arrays = [as_block_array(b) for b in blocks]
-    dummy = np.zeros((1, 1, 64), dtype=np.int16)
 
-    tables: dict[tuple[int, int], HuffmanTable] = {}  # (0 DC / 1 AC, slot) -> table
-    sent: set[tuple[int, int]] = set()
-    codes = np.zeros((8, 256), dtype=np.uint32)  # rows: DC slots 0-3, AC slots 4-7
-    sizes = np.zeros((8, 256), dtype=np.int32)
-    no_counts = np.zeros((1, 1), dtype=np.int64)
-    last_restart = 0
-    parts: list[bytes] = []
-    for number, scan in enumerate(scans, start=1):
+    def __init__(self, blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]],
+                 size: tuple[int, int], component_ids: Sequence[int],
+                 table_slots: Sequence[int], *, restart_interval: int = 0) -> None:
+        n = len(blocks)
+        if not (len(sampling) == len(component_ids) == len(table_slots) == n) or n == 0:
+            raise JPEGError("blocks, sampling, component_ids and table_slots must have one "
+                            "entry per component")
+        if any(not 0 <= s <= 3 for s in table_slots):
+            raise JPEGError(f"Huffman table slots must be 0..3, got {tuple(table_slots)}")
+        if any(not (1 <= h <= 4 and 1 <= v <= 4) for h, v in sampling):
+            raise JPEGError(f"bad sampling factors {tuple(sampling)}")
+        if isinstance(restart_interval, bool) or not 0 <= int(restart_interval) <= 65535:
+            raise JPEGError(f"restart_interval must be 0..65535 MCUs, got {restart_interval}")
+        height, width = size
+        if not (1 <= height <= 65535 and 1 <= width <= 65535):
+            raise JPEGError(f"image size {width}x{height} is outside JPEG's 1..65535")
+        self.restart_interval = int(restart_interval)
+        self.sampling = tuple((int(h), int(v)) for h, v in sampling)
+        self.component_ids = tuple(int(i) for i in component_ids)
+        self.table_slots = tuple(int(t) for t in table_slots)
+        hmax = max(h for h, _ in self.sampling)
+        vmax = max(v for _, v in self.sampling)
+        self.mcu_grid = (-(-height // (8 * vmax)), -(-width // (8 * hmax)))
+        self.own = [(-(-height * v // (8 * vmax)), -(-width * h // (8 * hmax)))
+                    for h, v in self.sampling]
+        self.arrays = [as_block_array(b) for b in blocks]
+        self._dummy = np.zeros((1, 1, 64), dtype=np.int16)
+        self._codes = np.zeros((8, 256), dtype=np.uint32)  # rows: DC slots 0-3, AC slots 4-7
+        self._sizes = np.zeros((8, 256), dtype=np.int32)
+
+    @property
+    def num_components(self) -> int:
+        return len(self.arrays)
+
+    def _run(self, number: int, scan: Scan, progressive: bool, counts: np.ndarray,
+             gather: bool) -> bytes:
+        hs, vs, grid = _scan_geometry(number, scan, self.arrays, self.sampling, self.mcu_grid,
+                                      self.own)
         comps = scan.components
+        slots = self.table_slots
+        if scan.ss == 0:
+            kind = (_DC_REFINE if scan.ah else _DC_FIRST) if progressive else _SEQUENTIAL
+            a = [self.arrays[c] for c in comps] + [self._dummy] * (4 - len(comps))
+            dc_row = np.array([slots[c] for c in comps], dtype=np.int64)
+            out, length, err, mcu = _mcu_scan(
+                a[0], a[1], a[2], a[3], len(comps), hs, vs, dc_row, dc_row + 4, grid[0],
+                grid[1], kind, scan.al, self.restart_interval, _ZIGZAG, _NBITS, self._codes,
+                self._sizes, counts, gather)
+        else:
+            out, length, err, mcu = _ac_scan(
+                self.arrays[comps[0]], grid[0], grid[1], scan.ss, scan.se, scan.ah, scan.al,
+                self.restart_interval, slots[comps[0]] + 4, _ZIGZAG, _NBITS, _DEBRUIJN_LUT,
+                self._codes, self._sizes, counts, gather)
+        if err:
+            where = (f"scan {number} ({format_scan(scan)}), MCU {mcu} (row {mcu // grid[1]}, "
+                     f"column {mcu % grid[1]})")
+            if err == _BAD_DC:
+                raise JPEGError(f"DC difference out of range (|diff| > 2047) in {where}")
+            if err == _BAD_AC:
+                raise JPEGError(f"AC coefficient out of range (|v| >> Al > 1023) in {where}")
+            raise JPEGError(f"symbol missing from the Huffman table in {where}")
+        return out[:length].tobytes()
+
+    def _code(self, number: int, scan: Scan, progressive: bool, optimize: bool,
+              tables: dict[tuple[int, int], HuffmanTable], sent: set[tuple[int, int]]
+              ) -> list[bytes]:
+        """DHTs, SOS and data of one scan; updates ``tables`` and ``sent``."""
+        comps = scan.components
+        slots = self.table_slots
         uses_dc = scan.ss == 0 and scan.ah == 0
         uses_ac = scan.se != 0
-        keys = list(dict.fromkeys(
-            [(0, table_slots[c]) for c in comps if uses_dc]
-            + [(1, table_slots[c]) for c in comps if uses_ac]))
-        hs, vs, grid = _scan_geometry(number, scan, arrays, sampling, mcu_grid, own)
-
-        def code(gather: bool, counts: np.ndarray, scan: Scan = scan, number: int = number,
-                 hs: np.ndarray = hs, vs: np.ndarray = vs,
-                 grid: tuple[int, int] = grid) -> bytes:
-            comps = scan.components
-            if scan.ss == 0:
-                kind = (_DC_REFINE if scan.ah else _DC_FIRST) if progressive else _SEQUENTIAL
-                a = [arrays[c] for c in comps] + [dummy] * (4 - len(comps))
-                dc_row = np.array([table_slots[c] for c in comps], dtype=np.int64)
-                out, length, err, mcu = _mcu_scan(
-                    a[0], a[1], a[2], a[3], len(comps), hs, vs, dc_row, dc_row + 4,
-                    grid[0], grid[1], kind, scan.al, restart_interval, _ZIGZAG, _NBITS,
-                    codes, sizes, counts, gather)
-            else:
-                out, length, err, mcu = _ac_scan(
-                    arrays[comps[0]], grid[0], grid[1], scan.ss, scan.se, scan.ah, scan.al,
-                    restart_interval, table_slots[comps[0]] + 4, _ZIGZAG, _NBITS,
-                    _DEBRUIJN_LUT, codes, sizes, counts, gather)
-            if err:
-                where = (f"scan {number} ({format_scan(scan)}), MCU {mcu} (row "
-                         f"{mcu // grid[1]}, column {mcu % grid[1]})")
-                if err == _BAD_DC:
-                    raise JPEGError(f"DC difference out of range (|diff| > 2047) in {where}")
-                if err == _BAD_AC:
-                    raise JPEGError(f"AC coefficient out of range (|v| >> Al > 1023) in {where}")
-                raise JPEGError(f"symbol missing from the Huffman table in {where}")
-            return out[:length].tobytes()
-
+        keys = list(dict.fromkeys([(0, slots[c]) for c in comps if uses_dc]
+                                  + [(1, slots[c]) for c in comps if uses_ac]))
         if optimize and keys:
             counts = np.zeros((8, 257), dtype=np.int64)
-            code(True, counts)
+            self._run(number, scan, progressive, counts, True)
             for cls, slot in keys:
                 tables[(cls, slot)] = optimal_table(counts[slot + 4 * cls])
                 sent.discard((cls, slot))
@@ -570,28 +576,81 @@ def encode_scans(blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int
                 if slot > 1:
                     raise JPEGError(f"no standard Huffman table for slot {slot} (use optimize)")
                 tables[(cls, slot)] = (STD_DC_TABLES if cls == 0 else STD_AC_TABLES)[slot]
-            codes[slot + 4 * cls], sizes[slot + 4 * cls] = code_table(tables[(cls, slot)],
-                                                                      is_dc=cls == 0)
-        data = code(False, no_counts)
-        # headers, in libjpeg's order (jcmarker.c write_scan_header)
-        for c in comps:
+            self._codes[slot + 4 * cls], self._sizes[slot + 4 * cls] = code_table(
+                tables[(cls, slot)], is_dc=cls == 0)
+        data = self._run(number, scan, progressive, np.zeros((1, 1), dtype=np.int64), False)
+        parts = []
+        for c in comps:  # jcmarker.c write_scan_header: DC then AC, per component
             for cls in ((0,) if uses_dc else ()) + ((1,) if uses_ac else ()):
-                key = (cls, table_slots[c])
+                key = (cls, slots[c])
                 if key not in sent:
                     parts.append(_dht(cls, key[1], tables[key]))
                     sent.add(key)
-        if restart_interval != last_restart:
-            parts.append(_segment(0xDD, restart_interval.to_bytes(2, "big")))
-            last_restart = restart_interval
         sos = bytearray((len(comps),))
         for c in comps:
-            td = table_slots[c] if uses_dc else 0
-            ta = table_slots[c] if uses_ac else 0
-            sos += bytes((component_ids[c], td << 4 | ta))
+            sos += bytes((self.component_ids[c], (slots[c] if uses_dc else 0) << 4
+                          | (slots[c] if uses_ac else 0)))
         sos += bytes((scan.ss, scan.se, scan.ah << 4 | scan.al))
         parts.append(_segment(0xDA, bytes(sos)))
         parts.append(data)
-    return b"".join(parts)
+        return parts
+
+    def encode(self, scans: Sequence[Scan], *, optimize: bool = False) -> bytes:
+        """DHT, DRI, SOS segments and entropy-coded data of a whole script,
+        scan after scan: the bytes between SOF and EOI.
+
+        ``scans`` is checked with :func:`~jpegtorch.formats.scans.validate_scans`;
+        ``optimize`` gives optimal Huffman tables per scan to a sequential
+        script (a progressive script always gets them, as in libjpeg).
+        """
+        progressive = validate_scans(scans, self.num_components)
+        optimize = bool(optimize) or progressive
+        tables: dict[tuple[int, int], HuffmanTable] = {}  # (0 DC / 1 AC, slot) -> table
+        sent: set[tuple[int, int]] = set()
+        parts: list[bytes] = []
+        for number, scan in enumerate(scans, start=1):
+            coded = self._code(number, scan, progressive, optimize, tables, sent)
+            if number == 1 and self.restart_interval:  # DRI before the first SOS
+                coded.insert(-2, _segment(0xDD, self.restart_interval.to_bytes(2, "big")))
+            parts += coded
+        return b"".join(parts)
+
+    def scan(self, scan: Scan) -> bytes:
+        """One progressive scan on its own: its DHTs (optimal tables from its own
+        statistics), SOS and entropy-coded data, exactly the bytes it has in any
+        progressive file written by :meth:`encode` (the first scan's DRI
+        aside). Only the scan's own rules are checked (ranges; DC and AC
+        apart; an AC scan has one component), not its place in a script.
+        """
+        n = self.num_components
+        comps = scan.components
+        where = f"scan {format_scan(scan)}"
+        if not 1 <= len(comps) <= 4 or any(not 0 <= c < n for c in comps) or any(
+                b <= a for a, b in pairwise(comps)):
+            raise JPEGError(f"{where}: components must be 1..4 increasing indexes < {n}")
+        if not (0 <= scan.ss <= scan.se <= 63 and 0 <= scan.al <= 10 and 0 <= scan.ah <= 10):
+            raise JPEGError(f"{where}: need 0 <= Ss <= Se <= 63 and Ah, Al in 0..10")
+        if (scan.ss == 0) != (scan.se == 0) or (scan.ss and len(comps) != 1):
+            raise JPEGError(f"{where}: not a progressive scan (DC and AC apart, AC scans "
+                            "carry one component)")
+        return b"".join(self._code(1, scan, True, True, {}, set()))
 
 
-__all__: Sequence[str] = ("as_block_array", "encode_scans")
+def encode_scans(blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]],
+                 size: tuple[int, int], component_ids: Sequence[int],
+                 table_slots: Sequence[int], scans: Sequence[Scan], *,
+                 optimize: bool = False, restart_interval: int = 0) -> bytes:
+    """Entropy-code the scans of a file: the bytes between SOF and EOI
+    (``ScanEncoder(blocks, ...).encode(scans, optimize=optimize)``; see
+    :class:`ScanEncoder` for the arguments).
+
+    Raises:
+        JPEGError: an invalid script, coefficients out of range for the scan
+            (the message names the scan and the MCU), or bad arguments.
+    """
+    encoder = ScanEncoder(blocks, sampling, size, component_ids, table_slots,
+                          restart_interval=restart_interval)
+    return encoder.encode(scans, optimize=optimize)
+
+
+__all__: Sequence[str] = ("ScanEncoder", "as_block_array", "encode_scans")

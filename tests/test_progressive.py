@@ -668,3 +668,30 @@ def test_cli_scan_script_errors_are_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "in.jpg").exists() and not (tmp_path / "out" / "gray.jpg").exists()
     result = jtorch("encode", str(source), "--codec", "learned", "--progressive")
     assert result.exit_code == 2 and "--codec jpeg only" in result.output
+
+
+def test_a_progressive_file_is_the_concatenation_of_its_scans() -> None:
+    """ScanEncoder.scan codes one scan with its own tables: the building block of a
+    scan search. A progressive file's body is its scans' bytes, end to end."""
+    from jpegtorch.formats.progressive import ScanEncoder
+
+    image = load_sample("kodim23_256x192.png")
+    coefficients = jpegtorch.encode(to_chw(image), 80)
+    encoder = ScanEncoder([b.numpy() for b in coefficients.blocks], coefficients.sampling,
+                          coefficients.size, (1, 2, 3), (0, 1, 1))
+    for script in (scanlib.simple_progression(3),
+                   scanlib.parse_scan_script(SCRIPTS["deep-sa"])):
+        body = encoder.encode(script)
+        assert body == b"".join(encoder.scan(s) for s in script)
+        assert write_coefficients(coefficients, scans=script).endswith(body + b"\xff\xd9")
+    # a candidate scan alone: bigger bands cost more than their parts' data, etc.
+    sizes = {str(s): len(encoder.scan(s)) for s in (Scan((0,), 1, 63), Scan((0,), 1, 8),
+                                                    Scan((0,), 9, 63))}
+    assert all(v > 0 for v in sizes.values())
+    for bad in (Scan((0,), 0, 5), Scan((0, 1), 1, 63), Scan((3,), 0, 0), Scan((1, 0), 0, 0),
+                Scan((0,), 1, 64), Scan((0,), 1, 63, 0, 11)):
+        with pytest.raises(JPEGError, match="scan"):
+            encoder.scan(bad)
+    with pytest.raises(JPEGError, match="one entry per component"):
+        ScanEncoder([coefficients.blocks[0].numpy()], coefficients.sampling, coefficients.size,
+                    (1, 2, 3), (0, 1, 1))
