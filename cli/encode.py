@@ -114,7 +114,10 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
-              help="Restart marker every N MCUs (0 = none).")
+              help="Restart marker every N MCUs (0 = none; cjpeg -restart NB).")
+@click.option("--restart-rows", type=click.IntRange(0, 65535), default=0, metavar="N",
+              help="Restart marker every N MCU rows (cjpeg -restart N, Pillow "
+                   "restart_marker_rows).")
 @click.option("--progressive", is_flag=True,
               help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
                    "tables per scan (cjpeg -progressive, Pillow progressive=True).")
@@ -139,8 +142,8 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           progressive: bool, scans_file: str | None, tables: str | None, trellis: bool,
-           tune: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
+           restart_rows: int, progressive: bool, scans_file: str | None, tables: str | None,
+           trellis: bool, tune: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
            debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
 
@@ -161,9 +164,12 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     """
     if inputs.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    if restart and restart_rows:
+        raise click.UsageError("give --restart (MCUs) or --restart-rows, not both")
     if codec == "learned":
-        if progressive or scans_file is not None:
-            raise click.UsageError("--progressive and --scans apply to --codec jpeg only")
+        if progressive or scans_file is not None or restart_rows:
+            raise click.UsageError("--progressive, --scans and --restart-rows apply to "
+                                   "--codec jpeg only")
         if trellis or tune:
             raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
@@ -196,7 +202,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                            grayscale=grayscale, quiet=quiet)
         data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
                            restart_interval=restart, tables=base_tables,
-                           progressive=progressive, scans=scans, trellis=trellis, tune=tune)
+                           progressive=progressive, scans=scans, trellis=trellis, tune=tune,
+                           restart_rows=restart_rows)
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
     from PIL import Image

@@ -308,11 +308,12 @@ def _table_slots(coefficients: Coefficients) -> tuple[int, ...]:
     return (0,) * coefficients.num_components
 
 
-def _check_restart(restart_interval: int) -> int:
+def _check_restart(restart_interval: int, name: str = "restart_interval",
+                   unit: str = "MCUs") -> int:
     if isinstance(restart_interval, bool) or not isinstance(restart_interval, (int, np.integer)):
-        raise JPEGError(f"restart_interval must be an int, got {type(restart_interval).__name__}")
+        raise JPEGError(f"{name} must be an int, got {type(restart_interval).__name__}")
     if not 0 <= int(restart_interval) <= 65535:
-        raise JPEGError(f"restart_interval must be 0..65535 MCUs, got {restart_interval}")
+        raise JPEGError(f"{name} must be 0..65535 {unit}, got {restart_interval}")
     return int(restart_interval)
 
 
@@ -340,7 +341,7 @@ def _blocks_as_int32(block: Tensor) -> np.ndarray:
 
 def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
                        restart_interval: int = 0, progressive: bool = False,
-                       scans: ScansLike | None = None) -> bytes:
+                       scans: ScansLike | None = None, restart_rows: int = 0) -> bytes:
     """Write quantized coefficients as a JFIF file (baseline, or progressive).
 
     Args:
@@ -356,6 +357,10 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
         restart_interval: MCUs between restart markers (0 = none), 0..65535;
             in a multi-scan file, MCUs of each scan (a block in a
             single-component scan).
+        restart_rows: instead of ``restart_interval``, restart markers every
+            this many MCU rows (libjpeg's ``restart_in_rows``: ``cjpeg
+            -restart N``, Pillow's ``restart_marker_rows``), 0..65535; the
+            interval is ``rows x MCUs per row`` of each scan, capped at 65535.
         progressive: write a progressive JPEG (SOF2) with libjpeg's
             ``jpeg_simple_progression`` script and optimal Huffman tables per
             scan (what ``cjpeg -progressive`` and Pillow's
@@ -377,6 +382,9 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     import torch
 
     restart_interval = _check_restart(restart_interval)
+    restart_rows = _check_restart(restart_rows, "restart_rows", "MCU rows")
+    if restart_interval and restart_rows:
+        raise JPEGError("give restart_interval (MCUs) or restart_rows, not both")
     n = coefficients.num_components
     if coefficients.batch_size != 1:
         raise JPEGError(
@@ -428,7 +436,8 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
         body = encode_scans([_blocks_numpy(b) for b in coefficients.blocks],
                             coefficients.sampling, (height, width),
                             coefficients.component_ids, _table_slots(coefficients), script,
-                            optimize=optimize, restart_interval=restart_interval)
+                            optimize=optimize, restart_interval=restart_interval,
+                            restart_rows=restart_rows)
         marker = 0xC2 if is_progressive else 0xC1 if sixteen_bit else 0xC0
         return b"".join([*_frame_header(coefficients, slot_tables, marker), body,
                          b"\xff\xd9"])
@@ -450,6 +459,8 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     else:
         mcu_rows, mcu_cols = coefficients.component_blocks(0)
         hs = vs = np.ones(1, dtype=np.int64)
+    if restart_rows:  # libjpeg's restart_in_rows (jcmaster.c per_scan_setup)
+        restart_interval = min(restart_rows * mcu_cols, 65535)
     row_stride = np.array([b.shape[2] for b in blocks], dtype=np.int64)
     sizes_flat = [b.size for b in blocks]
     offsets = np.cumsum([0, *sizes_flat[:-1]]).astype(np.int64)
@@ -584,7 +595,8 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
                 tables: Tensor | str | os.PathLike[str] | None = None,
                 progressive: bool = False, scans: ScansLike | None = None,
-                trellis: bool = False, tune: str | None = None) -> bytes:
+                trellis: bool = False, tune: str | None = None,
+                restart_rows: int = 0) -> bytes:
     """Encode an image to a JFIF file, byte-identical to libjpeg-turbo.
 
     With ``trellis`` or ``tune`` the quantized values are chosen by
@@ -600,6 +612,9 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         optimize: optimal Huffman tables (libjpeg's / Pillow's ``optimize``).
         restart_interval: MCUs between restart markers, 0 = none (libjpeg's
             ``restart_interval``, Pillow's ``restart_marker_blocks``).
+        restart_rows: instead, restart markers every this many MCU rows
+            (libjpeg's ``restart_in_rows``: Pillow's ``restart_marker_rows``,
+            ``cjpeg -restart N``).
         tables: base quantization tables: None (Annex K), an integer tensor
             ``[2, 8, 8]`` (luma, chroma; natural order), the path of a cjpeg
             ``-qtables`` text file, or a preset name (see
@@ -648,9 +663,12 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
             f"subsampling must be one of {', '.join(SUBSAMPLINGS)}, got {subsampling!r}"
         )
     _check_restart(restart_interval)
+    _check_restart(restart_rows, "restart_rows", "MCU rows")
     if trellis or tune is not None:
         if progressive or scans is not None:
             raise JPEGError("progressive output with trellis or tune is not available yet")
+        if restart_rows:
+            raise JPEGError("restart_rows with trellis or tune is not available yet")
         from jpegtorch.optimize.tuning import encode_optimized
 
         return encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
@@ -663,7 +681,8 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                           mode="hard")
     return write_coefficients(coefficients, optimize=bool(optimize),
                               restart_interval=restart_interval,
-                              progressive=bool(progressive), scans=scans)
+                              progressive=bool(progressive), scans=scans,
+                              restart_rows=restart_rows)
 
 
 __all__: Sequence[str] = (

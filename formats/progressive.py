@@ -10,7 +10,9 @@ jcphuff.c, jchuff.c), so that with the same script our bytes are those of
     per scan:  DHT for each table the scan uses that was not sent since it
                was last (re)built -- per component in scan order, DC then AC;
                a DC refinement scan uses none, a DC scan no AC table --
-               DRI before the first SOS when a restart interval is set,
+               DRI before the SOS when the scan's restart interval differs
+               from the last one sent (SOI counts as 0): the first scan only,
+               for an interval in MCUs,
                SOS (table selectors 0 where a table is not used),
                entropy-coded segment (RSTn every interval MCUs).
 
@@ -49,7 +51,8 @@ Blocks: an interleaved scan (several components) codes MCUs of the full MCU
 grid, ``h x v`` blocks per component including libjpeg's dummy edge blocks;
 a single-component scan codes only the component's own blocks
 (``ceil(width * h / (8 * hmax))`` by ``ceil(height * v / (8 * vmax))``), one
-block per MCU. A restart interval counts the scan's MCUs; at a restart the
+block per MCU. A restart interval counts the scan's MCUs (given in MCU rows, it is
+recomputed per scan and a DRI is written before each scan where it changes); at a restart the
 bits are padded with 1-bits, RSTn (n = 0..7 cycling) is written, DC
 predictions, EOBRUN and pending correction bits are reset (after sending the
 pending EOBRUN). Bits are packed MSB first with a 0x00 stuffed after every
@@ -484,6 +487,11 @@ class ScanEncoder:
         table_slots: Huffman table slot (0..3) per component, used for both
             its DC and AC tables (libjpeg: 0 for Y/gray/RGB, 1 for Cb, Cr).
         restart_interval: MCUs of each scan between restart markers, 0..65535.
+        restart_rows: instead, restart markers every this many MCU rows of each
+            scan (libjpeg's ``restart_in_rows``, ``cjpeg -restart N``, Pillow's
+            ``restart_marker_rows``): ``rows x MCUs per row`` of the scan,
+            capped at 65535, so the interval (and its DRI) can change from
+            scan to scan.
 
     :meth:`encode` codes a whole script (what goes between SOF and EOI);
     :meth:`scan` codes one progressive scan on its own with its optimal
@@ -494,7 +502,8 @@ class ScanEncoder:
 
     def __init__(self, blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]],
                  size: tuple[int, int], component_ids: Sequence[int],
-                 table_slots: Sequence[int], *, restart_interval: int = 0) -> None:
+                 table_slots: Sequence[int], *, restart_interval: int = 0,
+                 restart_rows: int = 0) -> None:
         n = len(blocks)
         if not (len(sampling) == len(component_ids) == len(table_slots) == n) or n == 0:
             raise JPEGError("blocks, sampling, component_ids and table_slots must have one "
@@ -505,10 +514,15 @@ class ScanEncoder:
             raise JPEGError(f"bad sampling factors {tuple(sampling)}")
         if isinstance(restart_interval, bool) or not 0 <= int(restart_interval) <= 65535:
             raise JPEGError(f"restart_interval must be 0..65535 MCUs, got {restart_interval}")
+        if isinstance(restart_rows, bool) or not 0 <= int(restart_rows) <= 65535:
+            raise JPEGError(f"restart_rows must be 0..65535 MCU rows, got {restart_rows}")
+        if restart_interval and restart_rows:
+            raise JPEGError("give restart_interval (MCUs) or restart_rows, not both")
         height, width = size
         if not (1 <= height <= 65535 and 1 <= width <= 65535):
             raise JPEGError(f"image size {width}x{height} is outside JPEG's 1..65535")
         self.restart_interval = int(restart_interval)
+        self.restart_rows = int(restart_rows)
         self.sampling = tuple((int(h), int(v)) for h, v in sampling)
         self.component_ids = tuple(int(i) for i in component_ids)
         self.table_slots = tuple(int(t) for t in table_slots)
@@ -526,10 +540,19 @@ class ScanEncoder:
     def num_components(self) -> int:
         return len(self.arrays)
 
-    def _run(self, number: int, scan: Scan, progressive: bool, counts: np.ndarray,
-             gather: bool) -> bytes:
+    def _geometry(self, number: int, scan: Scan) -> tuple[np.ndarray, np.ndarray,
+                                                          tuple[int, int], int]:
+        """``(hs, vs, (mcu_rows, mcu_cols), restart interval)`` of a scan."""
         hs, vs, grid = _scan_geometry(number, scan, self.arrays, self.sampling, self.mcu_grid,
                                       self.own)
+        interval = self.restart_interval
+        if self.restart_rows:  # jcmaster.c per_scan_setup
+            interval = min(self.restart_rows * grid[1], 65535)
+        return hs, vs, grid, interval
+
+    def _run(self, number: int, scan: Scan, progressive: bool, counts: np.ndarray,
+             gather: bool) -> bytes:
+        hs, vs, grid, interval = self._geometry(number, scan)
         comps = scan.components
         slots = self.table_slots
         if scan.ss == 0:
@@ -538,13 +561,13 @@ class ScanEncoder:
             dc_row = np.array([slots[c] for c in comps], dtype=np.int64)
             out, length, err, mcu = _mcu_scan(
                 a[0], a[1], a[2], a[3], len(comps), hs, vs, dc_row, dc_row + 4, grid[0],
-                grid[1], kind, scan.al, self.restart_interval, _ZIGZAG, _NBITS, self._codes,
-                self._sizes, counts, gather)
+                grid[1], kind, scan.al, interval, _ZIGZAG, _NBITS, self._codes, self._sizes,
+                counts, gather)
         else:
             out, length, err, mcu = _ac_scan(
                 self.arrays[comps[0]], grid[0], grid[1], scan.ss, scan.se, scan.ah, scan.al,
-                self.restart_interval, slots[comps[0]] + 4, _ZIGZAG, _NBITS, _DEBRUIJN_LUT,
-                self._codes, self._sizes, counts, gather)
+                interval, slots[comps[0]] + 4, _ZIGZAG, _NBITS, _DEBRUIJN_LUT, self._codes,
+                self._sizes, counts, gather)
         if err:
             where = (f"scan {number} ({format_scan(scan)}), MCU {mcu} (row {mcu // grid[1]}, "
                      f"column {mcu % grid[1]})")
@@ -608,10 +631,13 @@ class ScanEncoder:
         tables: dict[tuple[int, int], HuffmanTable] = {}  # (0 DC / 1 AC, slot) -> table
         sent: set[tuple[int, int]] = set()
         parts: list[bytes] = []
+        last_interval = 0  # SOI resets it; a DRI only when it changes (jcmarker.c)
         for number, scan in enumerate(scans, start=1):
             coded = self._code(number, scan, progressive, optimize, tables, sent)
-            if number == 1 and self.restart_interval:  # DRI before the first SOS
-                coded.insert(-2, _segment(0xDD, self.restart_interval.to_bytes(2, "big")))
+            interval = self._geometry(number, scan)[3]
+            if interval != last_interval:
+                coded.insert(-2, _segment(0xDD, interval.to_bytes(2, "big")))
+                last_interval = interval
             parts += coded
         return b"".join(parts)
 
@@ -639,7 +665,8 @@ class ScanEncoder:
 def encode_scans(blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int]],
                  size: tuple[int, int], component_ids: Sequence[int],
                  table_slots: Sequence[int], scans: Sequence[Scan], *,
-                 optimize: bool = False, restart_interval: int = 0) -> bytes:
+                 optimize: bool = False, restart_interval: int = 0,
+                 restart_rows: int = 0) -> bytes:
     """Entropy-code the scans of a file: the bytes between SOF and EOI
     (``ScanEncoder(blocks, ...).encode(scans, optimize=optimize)``; see
     :class:`ScanEncoder` for the arguments).
@@ -649,7 +676,7 @@ def encode_scans(blocks: Sequence[np.ndarray], sampling: Sequence[tuple[int, int
             (the message names the scan and the MCU), or bad arguments.
     """
     encoder = ScanEncoder(blocks, sampling, size, component_ids, table_slots,
-                          restart_interval=restart_interval)
+                          restart_interval=restart_interval, restart_rows=restart_rows)
     return encoder.encode(scans, optimize=optimize)
 
 

@@ -66,7 +66,7 @@ SCRIPTS = {
 def pillow_progressive(array: np.ndarray, quality: int = 75, subsampling: str = "4:2:0",
                        **options) -> bytes:
     """libjpeg-turbo's progressive file, written by Pillow (the oracle)."""
-    options = dict(quality=quality, progressive=True, **options)
+    options = {"quality": quality, "progressive": True, **options}
     if array.ndim == 3:
         options["subsampling"] = PIL_SUBSAMPLING[subsampling]
     buffer = io.BytesIO()
@@ -179,6 +179,28 @@ def test_restart_intervals_match_pillow(restart: int) -> None:
                       pillow_progressive(gray, 60, restart_marker_blocks=restart), "gray")
 
 
+@pytest.mark.parametrize("rows", [1, 2, 5, 300])
+def test_restart_rows_match_pillow(rows: int) -> None:
+    """Pillow's restart_marker_rows (libjpeg's restart_in_rows): the interval is recomputed
+    per scan (MCUs per row differ between interleaved and single-component scans), so a
+    progressive file carries a DRI before each scan where it changes."""
+    image = load_sample("kodim01_233x151.png")
+    for progressive in (False, True):
+        for subsampling in SUBSAMPLINGS:
+            data = ours(image, 75, subsampling, progressive=progressive, restart_rows=rows)
+            expected = pillow_progressive(image, 75, subsampling, progressive=progressive,
+                                          restart_marker_rows=rows)
+            assert_same_bytes(data, expected, f"{subsampling} progressive={progressive}")
+            dri = markers(data).count(0xDD)
+            assert dri == (6 if progressive and subsampling != "4:4:4" else 1)
+        gray = image[..., 0].copy()
+        assert_same_bytes(ours(gray, 60, progressive=progressive, restart_rows=rows),
+                          pillow_progressive(gray, 60, progressive=progressive,
+                                             restart_marker_rows=rows), "gray")
+    with pytest.raises(JPEGError, match="not both"):
+        ours(image, 75, restart_rows=rows, restart_interval=3)
+
+
 def test_eobrun_longer_than_0x7fff_matches_pillow() -> None:
     """A flat image: every AC band is empty, so EOBRUN reaches 0x7FFF and is forced out."""
     flat = np.full((1456, 1456), 97, dtype=np.uint8)  # 182 x 182 = 33124 blocks
@@ -231,6 +253,7 @@ def test_cjpeg_progressive_matches(subsampling: str, tmp_path: Path) -> None:
         (30, [], {}),
         (75, ["-optimize"], dict(optimize=True)),
         (90, ["-restart", "3B"], dict(restart_interval=3)),
+        (60, ["-restart", "2"], dict(restart_rows=2)),
         (100, [], {}),
     ]:
         expected = cjpeg(image, tmp_path, "-progressive", "-quality", str(quality), *args,
@@ -668,6 +691,20 @@ def test_cli_scan_script_errors_are_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "in.jpg").exists() and not (tmp_path / "out" / "gray.jpg").exists()
     result = jtorch("encode", str(source), "--codec", "learned", "--progressive")
     assert result.exit_code == 2 and "--codec jpeg only" in result.output
+    result = jtorch("encode", str(source), "--restart", "2", "--restart-rows", "1")
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_cli_restart_rows(tmp_path: Path) -> None:
+    image = load_sample("kodim23_256x192.png")
+    source = tmp_path / "in.png"
+    Image.fromarray(image).save(source)
+    out = tmp_path / "r.jpg"
+    for extra in ([], ["--progressive"]):
+        result = jtorch("encode", str(source), "--restart-rows", "3", *extra, "-o", str(out))
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes() == pillow_progressive(image, 75, progressive=bool(extra),
+                                                      restart_marker_rows=3)
 
 
 def test_a_progressive_file_is_the_concatenation_of_its_scans() -> None:
