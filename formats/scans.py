@@ -52,6 +52,7 @@ from jpegtorch.errors import JPEGError
 MAX_COMPS_IN_SCAN = 4  # T.81 B.2.3, libjpeg's MAX_COMPS_IN_SCAN
 MAX_AH_AL = 10  # libjpeg's limit for 8-bit data (jcmaster.c)
 MAX_SCANS = 100  # cjpeg's limit on a scan script file (rdswitch.c)
+MAX_SCRIPT_BYTES = 64 * 1024  # 100 scans take ~3 KB; a bigger file is not a script
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def format_scan_script(scans: Iterable[Scan], comment: str | None = None) -> str
 # --------------------------------------------------------------------------------------
 
 _EOF = ""
+_HUGE = 10**9  # larger numbers are invalid anyway (validate_scans says so)
 _SPACE = " \t\n\v\f\r"  # C isspace() in the "C" locale
 
 
@@ -170,7 +172,8 @@ class _Reader:
             return None, ch
         value = 0
         while ch != _EOF and ch.isascii() and ch.isdigit():
-            value = value * 10 + int(ch)
+            if value < _HUGE:  # saturate: a long run of digits stays linear time
+                value = value * 10 + int(ch)
             ch = self.getc()
         return value, ch
 
@@ -247,11 +250,11 @@ def read_scan_script(path: str | os.PathLike[str]) -> tuple[Scan, ...]:
     name = os.fspath(path)
     try:
         with open(name, "rb") as handle:
-            data = handle.read((1 << 20) + 1)
+            data = handle.read(MAX_SCRIPT_BYTES + 1)
     except OSError as exc:
         raise JPEGError(f"cannot read scan script {name}: {exc.strerror or exc}") from None
-    if len(data) > 1 << 20:
-        raise JPEGError(f"{name}: not a scan script (over 1 MiB)")
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise JPEGError(f"{name}: not a scan script (over {MAX_SCRIPT_BYTES // 1024} KiB)")
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:

@@ -497,6 +497,12 @@ def test_scan_script_file_errors(tmp_path: Path) -> None:
     big.write_text("0 1 2: 0 0 0 0;\n" * 101)
     with pytest.raises(JPEGError, match="more than 100 scans"):
         scanlib.read_scan_script(big)
+    digits = tmp_path / "digits.txt"  # hostile: 64 KiB of digits parse in linear time
+    digits.write_text("1" * 65000 + ";")
+    assert scanlib.read_scan_script(digits)[0].components[0] >= 10**9
+    digits.write_text("1" * 70000 + ";")
+    with pytest.raises(JPEGError, match="not a scan script"):
+        scanlib.read_scan_script(digits)
     binary = tmp_path / "bin.txt"
     binary.write_bytes(b"0;\x00\x01")
     with pytest.raises(JPEGError, match="binary"):
