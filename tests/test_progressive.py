@@ -348,6 +348,24 @@ def test_rewriting_a_baseline_file_matches_jpegtran(subsampling: int, tmp_path: 
 
 
 @needs_jpegtran
+@pytest.mark.skipif(CJPEG is None, reason="cjpeg not installed")
+@pytest.mark.parametrize("sample", ["1x2", "4x1", "2x2,1x2,1x1", "4x2", "1x4", "2x1,1x1,2x1"])
+def test_unusual_sampling_matches_jpegtran(sample: str, tmp_path: Path) -> None:
+    """Any sampling the writer takes (4:4:0, 4:1:1, mixed chroma factors): a file read
+    back and rewritten progressive is jpegtran's, with restarts in MCUs or in rows."""
+    baseline = cjpeg(load_sample("kodim01_233x151.png"), tmp_path, "-sample", sample,
+                     "-quality", "80")
+    coefficients = jpegtorch.read_coefficients(baseline)
+    for args, kwargs in [(["-progressive"], dict(progressive=True)),
+                         (["-progressive", "-restart", "1"], dict(progressive=True,
+                                                                  restart_rows=1)),
+                         (["-progressive", "-restart", "4B"], dict(progressive=True,
+                                                                   restart_interval=4))]:
+        assert_same_bytes(write_coefficients(coefficients, **kwargs),
+                          jpegtran(baseline, *args), f"{sample} {args}")
+
+
+@needs_jpegtran
 def test_correction_bit_buffer_overflow_matches_jpegtran(tmp_path: Path) -> None:
     """Blocks whose AC coefficients are all +-2 or +-3: in the 1 -> 0 refinement every
     coefficient sends a correction bit and no block has a newly nonzero one, so the
