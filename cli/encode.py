@@ -118,6 +118,10 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @click.option("--restart-rows", type=click.IntRange(0, 65535), default=0, metavar="N",
               help="Restart marker every N MCU rows (cjpeg -restart N, Pillow "
                    "restart_marker_rows).")
+@click.option("--force-baseline/--no-force-baseline", default=True, show_default=True,
+              help="Clamp quality-scaled tables to 8 bits (Pillow, cjpeg -baseline); "
+                   "--no-force-baseline keeps entries up to 32767 at low quality (16-bit "
+                   "tables, as plain cjpeg).")
 @click.option("--progressive", is_flag=True,
               help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
                    "tables per scan (cjpeg -progressive, Pillow progressive=True).")
@@ -142,9 +146,9 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           restart_rows: int, progressive: bool, scans_file: str | None, tables: str | None,
-           trellis: bool, tune: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
-           debug: bool) -> None:
+           restart_rows: int, force_baseline: bool, progressive: bool,
+           scans_file: str | None, tables: str | None, trellis: bool, tune: str | None,
+           no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
 
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline,
@@ -167,9 +171,9 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     if restart and restart_rows:
         raise click.UsageError("give --restart (MCUs) or --restart-rows, not both")
     if codec == "learned":
-        if progressive or scans_file is not None or restart_rows:
-            raise click.UsageError("--progressive, --scans and --restart-rows apply to "
-                                   "--codec jpeg only")
+        if progressive or scans_file is not None or restart_rows or not force_baseline:
+            raise click.UsageError("--progressive, --scans, --restart-rows and "
+                                   "--no-force-baseline apply to --codec jpeg only")
         if trellis or tune:
             raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
@@ -203,7 +207,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
                            restart_interval=restart, tables=base_tables,
                            progressive=progressive, scans=scans, trellis=trellis, tune=tune,
-                           restart_rows=restart_rows)
+                           restart_rows=restart_rows, force_baseline=force_baseline)
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
     from PIL import Image

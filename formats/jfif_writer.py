@@ -596,7 +596,7 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 tables: Tensor | str | os.PathLike[str] | None = None,
                 progressive: bool = False, scans: ScansLike | None = None,
                 trellis: bool = False, tune: str | None = None,
-                restart_rows: int = 0) -> bytes:
+                restart_rows: int = 0, force_baseline: bool = True) -> bytes:
     """Encode an image to a JFIF file, byte-identical to libjpeg-turbo.
 
     With ``trellis`` or ``tune`` the quantized values are chosen by
@@ -615,11 +615,15 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         restart_rows: instead, restart markers every this many MCU rows
             (libjpeg's ``restart_in_rows``: Pillow's ``restart_marker_rows``,
             ``cjpeg -restart N``).
+        force_baseline: clamp the quality-scaled tables to 1..255 (libjpeg's
+            ``force_baseline``: Pillow, ``cjpeg -baseline``). False keeps
+            entries up to 32767 as plain ``cjpeg`` does at low quality:
+            16-bit DQT, so SOF1 for a sequential file (SOF2 progressive).
         tables: base quantization tables: None (Annex K), an integer tensor
             ``[2, 8, 8]`` (luma, chroma; natural order), the path of a cjpeg
             ``-qtables`` text file, or a preset name (see
             :mod:`jpegtorch.formats.qtables`). Scaled by quality as libjpeg
-            does and clamped to 1..255 (baseline).
+            does and clamped to 1..255 (baseline; see ``force_baseline``).
         progressive: a progressive JPEG (SOF2): libjpeg's default progression
             with optimal Huffman tables per scan (see
             :func:`write_coefficients`).
@@ -667,8 +671,9 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
     if trellis or tune is not None:
         if progressive or scans is not None:
             raise JPEGError("progressive output with trellis or tune is not available yet")
-        if restart_rows:
-            raise JPEGError("restart_rows with trellis or tune is not available yet")
+        if restart_rows or not force_baseline:
+            raise JPEGError("restart_rows and force_baseline=False with trellis or tune are "
+                            "not available yet")
         from jpegtorch.optimize.tuning import encode_optimized
 
         return encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
@@ -678,7 +683,7 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
     from jpegtorch.pipeline import encode
 
     coefficients = encode(image.cpu(), int(quality), subsampling=subsampling, tables=base,
-                          mode="hard")
+                          mode="hard", force_baseline=bool(force_baseline))
     return write_coefficients(coefficients, optimize=bool(optimize),
                               restart_interval=restart_interval,
                               progressive=bool(progressive), scans=scans,

@@ -65,7 +65,7 @@ class _StraightPixels(torch.autograd.Function):
 
 def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4:2:0",
            tables: Tensor | None = None, mode: str = "ste",
-           color_matrix: Tensor | None = None) -> Coefficients:
+           color_matrix: Tensor | None = None, force_baseline: bool = True) -> Coefficients:
     """Encode images to quantized DCT coefficients, exactly as libjpeg-turbo does.
 
     Args:
@@ -82,6 +82,9 @@ def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4
         mode: "hard", "ste", "soft" or "ste-quant" (see :mod:`jpegtorch._arith`).
             uint8 images are always coded exactly.
         color_matrix: ``[3, 3]`` RGB->YCbCr matrix (default JFIF's); learnable.
+        force_baseline: quality-scaled tables clamped to 1..255 (libjpeg's
+            ``force_baseline``, Pillow, ``cjpeg -baseline``); False keeps
+            libjpeg's 1..32767 (plain ``cjpeg`` at low quality).
 
     Returns:
         :class:`Coefficients` with int32 blocks for uint8 images, else blocks in
@@ -93,16 +96,18 @@ def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4
         mode = "hard"
     # hard mode has no gradient through rounding: skip autograd altogether
     with torch.set_grad_enabled(torch.is_grad_enabled() and mode != "hard"):
-        return _encode(image, quality, subsampling, tables, mode, color_matrix)
+        return _encode(image, quality, subsampling, tables, mode, color_matrix, force_baseline)
 
 
 def _encode(image: Tensor, quality: float | Tensor, subsampling: str, tables: Tensor | None,
-            mode: str, color_matrix: Tensor | None) -> Coefficients:
+            mode: str, color_matrix: Tensor | None,
+            force_baseline: bool = True) -> Coefficients:
     integer_io = image.dtype == torch.uint8
     x = image if image.dim() == 4 else image[None]
     n, channels, height, width = x.shape
     dtype = work_dtype(mode, x.dtype)
-    qt = quality_to_tables(quality, tables, mode=mode, dtype=dtype, device=x.device)
+    qt = quality_to_tables(quality, tables, mode=mode, dtype=dtype, device=x.device,
+                           force_baseline=force_baseline)
     if qt.shape[0] not in (1, n):
         raise ValueError(f"quality/tables have batch size {qt.shape[0]}, images have {n}")
     qt = qt.expand(n, 2, 8, 8)

@@ -263,6 +263,28 @@ def test_cjpeg_progressive_matches(subsampling: str, tmp_path: Path) -> None:
 
 
 @needs_cjpeg
+def test_plain_cjpeg_16_bit_tables_match_without_force_baseline(tmp_path: Path) -> None:
+    """Plain cjpeg (no -baseline) keeps quality-scaled entries above 255 (16-bit DQT;
+    SOF1 when sequential): force_baseline=False / --no-force-baseline gives its bytes."""
+    image = load_sample("kodim01_233x151.png")
+    x = to_chw(image)
+    for quality in (1, 5, 10, 23, 24, 60):
+        for progressive, args in ((False, []), (True, ["-progressive"])):
+            expected = cjpeg(image, tmp_path, "-quality", str(quality), *args)
+            data = encode_jpeg(x, quality, progressive=progressive, force_baseline=False)
+            assert_same_bytes(data, expected, f"q{quality} {args}")
+            sixteen = b"\xff\xdb\x00\x83\x10" in data
+            assert sixteen == (quality < 24)
+            assert (0xC2 if progressive else 0xC1 if sixteen else 0xC0) in markers(data)
+    gray = image[..., 0].copy()
+    assert_same_bytes(encode_jpeg(to_chw(gray), 3, progressive=True, force_baseline=False),
+                      cjpeg(gray, tmp_path, "-quality", "3", "-progressive"), "gray")
+    tables = jpegtorch.quality_to_tables(1, force_baseline=False)
+    assert int(tables.max()) == (121 * 5000 + 50) // 100
+    assert int(jpegtorch.quality_to_tables(1).max()) == 255
+
+
+@needs_cjpeg
 def test_cjpeg_progressive_custom_tables_match(tmp_path: Path) -> None:
     from jpegtorch.formats import qtables
 
@@ -717,6 +739,22 @@ def test_cli_scan_script_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--codec jpeg only" in result.output
     result = jtorch("encode", str(source), "--restart", "2", "--restart-rows", "1")
     assert result.exit_code == 2 and "not both" in result.output
+
+
+@needs_cjpeg
+def test_cli_no_force_baseline_is_plain_cjpeg(tmp_path: Path) -> None:
+    image = load_sample("kodim23_256x192.png")
+    source = tmp_path / "in.png"
+    Image.fromarray(image).save(source)
+    out = tmp_path / "q.jpg"
+    for extra in ([], ["--progressive"]):
+        result = jtorch("encode", str(source), "-q", "8", "--no-force-baseline", *extra,
+                        "-o", str(out))
+        assert result.exit_code == 0, result.output
+        flags = [e[1:] for e in extra]  # cjpeg's single-dash spelling
+        assert out.read_bytes() == cjpeg(image, tmp_path, "-quality", "8", *flags)
+        result = jtorch("encode", str(source), "-q", "8", *extra, "-o", str(out))
+        assert out.read_bytes() == cjpeg(image, tmp_path, "-quality", "8", "-baseline", *flags)
 
 
 def test_cli_restart_rows(tmp_path: Path) -> None:
