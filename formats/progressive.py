@@ -115,7 +115,7 @@ def _symbol(out, pos, acc, nacc, row, sym, extra, nextra, codes, sizes, counts,
     return pos, acc, nacc, True
 
 
-@njit(nogil=True)
+@njit(inline="always")
 def _raw_bits(out, pos, acc, nacc, buf, n):  # pragma: no cover - compiled
     """Write the ``n`` correction bits ``buf[:n]``; returns ``(pos, acc, nacc)``."""
     i = 0
