@@ -83,8 +83,8 @@ from .jfif_writer import (
     _NBITS,
     _ZIGZAG,
     _dht,
+    _emit,
     _flush,
-    _put,
     _segment,
 )
 from .scans import Scan, format_scan, validate_scans
@@ -97,6 +97,16 @@ EOBRUN_MAX = 0x7FFF
 _SEQUENTIAL, _DC_FIRST, _DC_REFINE = 0, 1, 2
 # kernel error codes
 _BAD_DC, _BAD_AC, _NO_CODE = 1, 2, 3
+
+
+@njit(inline="always")
+def _put(out, pos, acc, nacc, code, size):  # pragma: no cover - compiled
+    """Append ``size`` (<= 32) bits of ``code``; emit 32 bits (0xFF stuffed) when full."""
+    acc = (acc << size) | code
+    nacc += size
+    if nacc >= 32:
+        pos, acc, nacc = _emit(out, pos, acc, nacc)
+    return pos, acc, nacc
 
 
 @njit(inline="always")
