@@ -1,7 +1,8 @@
 """``jtorch decode``: JPEG (or .jtc) files -> PNG or any format Pillow writes.
 
-The pixels are exactly libjpeg-turbo's (Pillow's). torch and the codec are
-imported inside the command, so that ``jtorch --help`` stays instant.
+The pixels are exactly libjpeg-turbo's (Pillow's). JPEG files never import
+torch (the reader and the compiled stage kernels work on numpy); .jtc files
+need it (the learned codec).
 """
 
 from __future__ import annotations
@@ -18,18 +19,40 @@ import click
 from ._common import (
     STDIO,
     CliError,
+    atomic_output,
     handle_errors,
     plan_outputs,
     quiet_debug_options,
     read_input,
     run_batch,
     warn,
-    write_output,
 )
 
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
 # repeated here so that --help does not import Pillow.
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# the reader's default max_memory (jpegtorch.formats.jfif_reader.DEFAULT_MAX_MEMORY)
+DEFAULT_MAX_MEMORY = "1G"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class ByteSize(click.ParamType):
+    """A byte count: ``123456``, ``512M``, ``1.5G`` (binary units, an optional B)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"{value!r} is not a size such as 800M or 2G", param, ctx)
+        if number < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return int(number * _UNITS[unit])
 
 JPEG_MAGIC = b"\xff\xd8"
 CONTAINER_MODULE = "jpegtorch.formats.container"
@@ -72,19 +95,25 @@ def _container_size(data: bytes) -> tuple[int, int] | None:
 
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
-                 model: str | None = None) -> Any:
-    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
-    if data.startswith(JPEG_MAGIC):
-        from jpegtorch.formats.jfif_reader import decode_jpeg
+                 model: str | None = None, max_memory: int | None = None) -> Any:
+    """Decode file bytes by their magic number: uint8 ``[H, W, C]`` numpy array.
 
-        return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
+    JPEG files take the torch-free path (:func:`decode_jpeg_array`); .jtc
+    files the learned codec (torch).
+    """
+    if data.startswith(JPEG_MAGIC):
+        from jpegtorch.formats.jfif_reader import decode_jpeg_array
+
+        return decode_jpeg_array(data, lenient=lenient, max_pixels=max_pixels,
+                                 max_memory=max_memory)
     decoder = container_decoder(data)
     if decoder is not None:
         size = _container_size(data)
         if size and max_pixels and size[0] * size[1] > max_pixels:
             raise CliError(f"image size {size[0]}x{size[1]} ({size[0] * size[1]} pixels) "
                            f"exceeds the limit of {max_pixels} pixels (--max-pixels)")
-        return decoder(data, model=model) if model else decoder(data)
+        image = decoder(data, model=model) if model else decoder(data)
+        return image.permute(1, 2, 0).contiguous().numpy()
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")
@@ -132,10 +161,14 @@ def output_format(path: str, fmt: str | None) -> str:
 @click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
+@click.option("--max-memory", type=ByteSize(), default=DEFAULT_MAX_MEMORY, show_default=True,
+              help="Refuse JPEGs whose decoding would allocate more (coefficients of "
+                   "progressive files + pixels), checked before allocating, like djpeg "
+                   "-maxmemory; e.g. 500M, 4G (0 = no limit).")
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           model: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
+           model: str | None, no_clobber: bool, max_pixels: int, max_memory: int, quiet: bool,
            debug: bool) -> None:
     """Decode JPEG (and .jtc) files to PNG (or any format Pillow writes).
 
@@ -170,22 +203,32 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
         data = read_input(src)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
-                                 model=model)
+            array = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
+                                 model=model, max_memory=max_memory or None)
+        del data
         for item in caught:
             warn(f"{name}: {item.message}", quiet=quiet)
-        array = image.permute(1, 2, 0).contiguous().numpy()
         if array.shape[2] == 1:
             array = array[:, :, 0]
         from PIL import Image
 
-        buffer = io.BytesIO()
+        # Pillow copies the pixels once (its own image memory); it encodes
+        # straight into the atomic output file, without a second buffer
+        image = Image.fromarray(array)
+        del array
+        target = outputs[index]
         try:
-            Image.fromarray(array).save(buffer, formats[outputs[index]])
-        except (OSError, ValueError, KeyError) as exc:
-            raise CliError(f"cannot write {formats[outputs[index]]}: {exc}") from None
-        write_output(outputs[index], buffer.getvalue(), inputs=list(inputs),
-                     no_clobber=no_clobber)
+            with atomic_output(target, inputs=list(inputs), no_clobber=no_clobber) as handle:
+                # stdout may be a pipe: formats such as TIFF need to seek
+                sink = io.BytesIO() if target == STDIO else handle
+                try:
+                    image.save(sink, formats[target])
+                except (OSError, ValueError, KeyError) as exc:
+                    raise CliError(f"cannot write {formats[target]}: {exc}") from None
+                if sink is not handle:
+                    handle.write(sink.getvalue())
+        finally:
+            image.close()
 
     failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="decode")
     if failures:

@@ -34,7 +34,7 @@ from .huffman_decode import (
     read_restart_marker,
 )
 
-__all__ = ["decode_scan_arith"]
+__all__ = ["ArithScanState", "decode_rows_arith", "decode_scan_arith"]
 
 # T.81 Table D.2 (probability estimation state machine): Qe, Next_Index_LPS,
 # Next_Index_MPS, Switch_MPS for states 0..112, plus state 113: the fixed
@@ -152,38 +152,87 @@ def _decode_bit(data, state, bins, index, aritab):  # pragma: no cover - compile
     return sv >> 7
 
 
-@njit(cache=True, nogil=True)
+# indices of the kernel state of a resumable scan (beside the coder's state vector)
+AS_RESTARTS = 0  # MCUs left in the restart interval
+AS_NEXT_RST = 1  # the next RSTn expected
+AS_LAST_DC = 2  # 4 DC predictions
+AS_DC_CONTEXT = 6  # 4 DC conditioning contexts
+NUM_ASTATE = 10
+
+
+class ArithScanState:
+    """Everything the arithmetic decoder carries from one band of a scan to the next."""
+
+    def __init__(self, pos: int, restart_interval: int, discarded: int = 0,
+                 last_good_row: int = 0) -> None:
+        from .huffman_decode import NUM_STATS
+
+        self.stats = np.zeros(NUM_STATS, dtype=np.int64)
+        self.stats[ST_DISCARDED] = discarded
+        self.stats[ST_LAST_GOOD_ROW] = last_good_row
+        self.coder = np.zeros(6, dtype=np.int64)
+        self.coder[_POS] = pos
+        self.coder[_CT] = -16
+        self.dc_stats = np.zeros((16, 64), dtype=np.uint8)
+        self.ac_stats = np.zeros((16, 256), dtype=np.uint8)
+        self.kst = np.zeros(NUM_ASTATE, dtype=np.int64)
+        self.kst[AS_RESTARTS] = restart_interval
+
+
 def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                       mcus_per_row, mcu_rows, imcu_div,
                       comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
                       dc_l, dc_u, ac_k, natural, coefs, strict, stats,
-                      ):  # pragma: no cover - compiled
+                      ) -> None:
     """Decode one arithmetic-coded scan into ``coefs``; fill ``stats``.
 
     Arguments as :func:`jpegtorch.formats.huffman_decode.decode_scan`, except
     that ``comp_dc``/``comp_ac`` are conditioning-table numbers (0..15) and
     ``dc_l``, ``dc_u``, ``ac_k`` (int64 ``[16]``) the DAC parameters.
     """
+    st = ArithScanState(int(pos), int(restart_interval), int(stats[ST_DISCARDED]),
+                        int(stats[ST_LAST_GOOD_ROW]))
+    decode_rows_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, 0, mcu_rows,
+                      0, imcu_div, comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac, dc_l,
+                      dc_u, ac_k, natural, coefs, strict, st)
+    stats[:] = st.stats
+
+
+def decode_rows_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, row_start,
+                      row_end, row_origin, imcu_div, comp_off, comp_bx, comp_h, comp_v,
+                      comp_dc, comp_ac, dc_l, dc_u, ac_k, natural, coefs, strict,
+                      state: ArithScanState) -> None:
+    """Decode MCU rows ``row_start .. row_end - 1`` of a scan into ``coefs``,
+    which holds the blocks of MCU rows ``row_origin ...``; ``state`` carries
+    the decoder between calls (and its ``stats`` the outcome)."""
+    i64 = np.int64
+    _decode_arith(data, i64(kind), i64(ss), i64(se), i64(ah), i64(al), i64(restart_interval),
+                  i64(mcus_per_row), i64(row_start * mcus_per_row), i64(row_end * mcus_per_row),
+                  i64(row_origin), i64(imcu_div), comp_off, comp_bx, comp_h, comp_v, comp_dc,
+                  comp_ac, dc_l, dc_u, ac_k, natural, coefs, bool(strict), state.stats,
+                  state.coder, state.dc_stats, state.ac_stats, state.kst)
+
+
+@njit(cache=True, nogil=True)
+def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mcu_start,
+                  mcu_end, row_origin, imcu_div, comp_off, comp_bx, comp_h, comp_v, comp_dc,
+                  comp_ac, dc_l, dc_u, ac_k, natural, coefs, strict, stats, state, dc_stats,
+                  ac_stats, kst):  # pragma: no cover - compiled
+    """The kernel of :func:`decode_rows_arith`."""
     aritab = ARITAB
     n_comp = comp_off.shape[0]
-    state = np.zeros(6, dtype=np.int64)
-    state[_POS] = pos
-    state[_CT] = -16
-    dc_stats = np.zeros((16, 64), dtype=np.uint8)
-    ac_stats = np.zeros((16, 256), dtype=np.uint8)
     fixed = np.full(1, FIXED_STATE, dtype=np.uint8)
-    last_dc = np.zeros(4, dtype=np.int64)
-    dc_context = np.zeros(4, dtype=np.int64)
-    restarts_to_go = restart_interval
-    next_rst = np.int64(0)
+    last_dc = kst[AS_LAST_DC:AS_LAST_DC + 4]
+    dc_context = kst[AS_DC_CONTEXT:AS_DC_CONTEXT + 4]
+    restarts_to_go = kst[AS_RESTARTS]
+    next_rst = kst[AS_NEXT_RST]
     discarded = stats[ST_DISCARDED]
     p1 = np.int64(1) << al
     m1 = -p1
-    n_bad = np.int64(0)
-    eof = np.int64(0)
-    done = np.int64(0)
-    total = mcus_per_row * mcu_rows
-    for mcu in range(total):
+    n_bad = stats[ST_BAD_CODE]
+    eof = stats[ST_EOF]
+    done = stats[ST_MCUS_DONE]
+    for mcu in range(mcu_start, mcu_end):
         mrow = mcu // mcus_per_row
         mcol = mcu - mrow * mcus_per_row
         stats[ST_LAST_GOOD_ROW] = mrow // imcu_div
@@ -221,7 +270,8 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
             atab = comp_ac[ci]
             for yy in range(vv):
                 for xx in range(hh):
-                    base = comp_off[ci] + ((mrow * vv + yy) * bx + mcol * hh + xx) * 64
+                    base = comp_off[ci] + (((mrow - row_origin) * vv + yy) * bx
+                                           + mcol * hh + xx) * 64
                     if kind == DC_REFINE:
                         if _decode_bit(data, state, fixed, 0, aritab):
                             v = coefs[base] | p1
@@ -363,3 +413,5 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
     stats[ST_BAD_CODE] = n_bad
     stats[ST_DISCARDED] = discarded
     stats[ST_MCUS_DONE] = done
+    kst[AS_RESTARTS] = restarts_to_go
+    kst[AS_NEXT_RST] = next_rst

@@ -116,7 +116,7 @@ def check(data: bytes, *, pixels: bool) -> None:
                     assert out.dtype == torch.uint8 and out.dim() == 3
                 else:
                     coefs = read_coefficients(data, lenient=lenient, max_pixels=MAX_PIXELS)
-                    assert coefs.blocks[0].dtype == torch.int32
+                    assert coefs.blocks[0].dtype == torch.int16
         except JPEGError as exc:
             message = str(exc)
             assert message and "\n" not in message

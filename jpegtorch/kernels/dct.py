@@ -1,0 +1,208 @@
+"""libjpeg's islow DCT: its integer constants (jfdctint.c, jidctint.c) and the
+compiled inverse DCT of the decoder.
+
+Both transforms are two passes of an integer butterfly followed by a rounding
+right shift, ``DESCALE(x, n) = (x + 2**(n-1)) >> n``, with 13-bit constants
+(``CONST_BITS``) and ``PASS1_BITS = 2`` extra bits of precision between the
+passes.
+
+Inverse DCT (jidctint.c, ``jpeg_idct_islow``): the dequantized coefficients
+(quantized value times table entry) go through pass 1 along the columns
+(DESCALE by ``IDCT_SHIFT1 = 11``), pass 2 along the rows (DESCALE by
+``IDCT_SHIFT2 = 18``, which includes the 1/8 of the 2-D transform), then the
+range limit ``clamp(x + 128, 0, 255)``. libjpeg's C code wraps out-of-range
+values through a table (``x & 1023``); the SIMD IDCTs that Pillow and OpenCV
+run on x86-64 saturate instead, and so do we (valid streams never get there).
+All arithmetic is exact in int64 for any 16-bit coefficient and table entry.
+The zero-AC shortcuts of jidctint.c (a column or row whose AC inputs are all
+zero) give the same results as the full butterfly; we take them for speed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+CONST_BITS = 13
+PASS1_BITS = 2
+
+
+def _fix(x: float) -> int:
+    return int(x * (1 << CONST_BITS) + 0.5)
+
+
+F_0_298631336 = _fix(0.298631336)  # 2446
+F_0_390180644 = _fix(0.390180644)  # 3196
+F_0_541196100 = _fix(0.541196100)  # 4433
+F_0_765366865 = _fix(0.765366865)  # 6270
+F_0_899976223 = _fix(0.899976223)  # 7373
+F_1_175875602 = _fix(1.175875602)  # 9633
+F_1_501321110 = _fix(1.501321110)  # 12299
+F_1_847759065 = _fix(1.847759065)  # 15137
+F_1_961570560 = _fix(1.961570560)  # 16069
+F_2_053119869 = _fix(2.053119869)  # 16819
+F_2_562915447 = _fix(2.562915447)  # 20995
+F_3_072711026 = _fix(3.072711026)  # 25172
+
+# DESCALE shifts of each pass (pass 1 on one axis, pass 2 on the other).
+FDCT_SHIFT1 = CONST_BITS - PASS1_BITS  # 11
+FDCT_SHIFT2 = CONST_BITS + PASS1_BITS  # 15
+IDCT_SHIFT1 = CONST_BITS - PASS1_BITS  # 11
+IDCT_SHIFT2 = CONST_BITS + PASS1_BITS + 3  # 18
+
+# numba sees module globals as compile-time constants
+_IR1 = 1 << (IDCT_SHIFT1 - 1)
+_IR2 = 1 << (IDCT_SHIFT2 - 1)
+_DC2 = PASS1_BITS + 3  # DESCALE of a row whose AC inputs are zero
+_DR2 = 1 << (_DC2 - 1)
+
+
+@njit(inline="always")
+def idct_1d(c0, c1, c2, c3, c4, c5, c6, c7):  # pragma: no cover - compiled
+    """jidctint.c's 1-D butterfly over dequantized inputs, before DESCALE.
+
+    The even part's ``c0 ± c4`` is scaled by ``CONST_BITS`` (jidctint.c's
+    ``LEFT_SHIFT(z2 ± z3, CONST_BITS)``), so all eight outputs share one shift.
+    """
+    z2 = c2
+    z3 = c6
+    z1 = (z2 + z3) * F_0_541196100
+    tmp2 = z1 - z3 * F_1_847759065
+    tmp3 = z1 + z2 * F_0_765366865
+    tmp0 = (c0 + c4) << CONST_BITS
+    tmp1 = (c0 - c4) << CONST_BITS
+    tmp10 = tmp0 + tmp3
+    tmp13 = tmp0 - tmp3
+    tmp11 = tmp1 + tmp2
+    tmp12 = tmp1 - tmp2
+    t0 = c7
+    t1 = c5
+    t2 = c3
+    t3 = c1
+    z1 = t0 + t3
+    z2 = t1 + t2
+    z3 = t0 + t2
+    z4 = t1 + t3
+    z5 = (z3 + z4) * F_1_175875602
+    t0 = t0 * F_0_298631336
+    t1 = t1 * F_2_053119869
+    t2 = t2 * F_3_072711026
+    t3 = t3 * F_1_501321110
+    z1 = z1 * -F_0_899976223
+    z2 = z2 * -F_2_562915447
+    z3 = z3 * -F_1_961570560 + z5
+    z4 = z4 * -F_0_390180644 + z5
+    t0 += z1 + z3
+    t1 += z2 + z4
+    t2 += z2 + z3
+    t3 += z1 + z4
+    return (tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0,
+            tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3)
+
+
+@njit(inline="always")
+def _limit(x):  # pragma: no cover - compiled
+    x += 128
+    if x < 0:
+        return 0
+    if x > 255:
+        return 255
+    return x
+
+
+@njit(inline="always")
+def idct_block(coefs, base, qt, ws, out, row, col):  # pragma: no cover - compiled
+    """Dequantize + islow IDCT + range limit of one block into ``out``.
+
+    Args:
+        coefs: int16 (or any integer) flat array; the block's 64 natural-order
+            coefficients start at ``base``.
+        qt: ``[64]`` int32 natural-order quantization table.
+        ws: ``[64]`` int64 workspace.
+        out: ``[rows, cols]`` uint8 plane; the block goes to
+            ``out[row:row + 8, col:col + 8]``.
+    """
+    # pass 1: columns -> ws (DESCALE by IDCT_SHIFT1)
+    for c in range(8):
+        x0 = np.int64(coefs[base + c]) * qt[c]
+        if (coefs[base + 8 + c] == 0 and coefs[base + 16 + c] == 0 and coefs[base + 24 + c] == 0
+                and coefs[base + 32 + c] == 0 and coefs[base + 40 + c] == 0
+                and coefs[base + 48 + c] == 0 and coefs[base + 56 + c] == 0):
+            dc = x0 << PASS1_BITS
+            for r in range(8):
+                ws[r * 8 + c] = dc
+            continue
+        o0, o1, o2, o3, o4, o5, o6, o7 = idct_1d(
+            x0,
+            np.int64(coefs[base + 8 + c]) * qt[8 + c],
+            np.int64(coefs[base + 16 + c]) * qt[16 + c],
+            np.int64(coefs[base + 24 + c]) * qt[24 + c],
+            np.int64(coefs[base + 32 + c]) * qt[32 + c],
+            np.int64(coefs[base + 40 + c]) * qt[40 + c],
+            np.int64(coefs[base + 48 + c]) * qt[48 + c],
+            np.int64(coefs[base + 56 + c]) * qt[56 + c])
+        ws[c] = (o0 + _IR1) >> IDCT_SHIFT1
+        ws[8 + c] = (o1 + _IR1) >> IDCT_SHIFT1
+        ws[16 + c] = (o2 + _IR1) >> IDCT_SHIFT1
+        ws[24 + c] = (o3 + _IR1) >> IDCT_SHIFT1
+        ws[32 + c] = (o4 + _IR1) >> IDCT_SHIFT1
+        ws[40 + c] = (o5 + _IR1) >> IDCT_SHIFT1
+        ws[48 + c] = (o6 + _IR1) >> IDCT_SHIFT1
+        ws[56 + c] = (o7 + _IR1) >> IDCT_SHIFT1
+    # pass 2: rows -> samples (DESCALE by IDCT_SHIFT2, range limit)
+    for r in range(8):
+        w = r * 8
+        y = row + r
+        if (ws[w + 1] == 0 and ws[w + 2] == 0 and ws[w + 3] == 0 and ws[w + 4] == 0
+                and ws[w + 5] == 0 and ws[w + 6] == 0 and ws[w + 7] == 0):
+            v = _limit((ws[w] + _DR2) >> _DC2)
+            for c in range(8):
+                out[y, col + c] = v
+            continue
+        o0, o1, o2, o3, o4, o5, o6, o7 = idct_1d(
+            ws[w], ws[w + 1], ws[w + 2], ws[w + 3], ws[w + 4], ws[w + 5], ws[w + 6], ws[w + 7])
+        out[y, col] = _limit((o0 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 1] = _limit((o1 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 2] = _limit((o2 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 3] = _limit((o3 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 4] = _limit((o4 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 5] = _limit((o5 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 6] = _limit((o6 + _IR2) >> IDCT_SHIFT2)
+        out[y, col + 7] = _limit((o7 + _IR2) >> IDCT_SHIFT2)
+
+
+@njit(cache=True, nogil=True)
+def idct_blocks(coefs, qt, out):  # pragma: no cover - compiled
+    """Dequantize + IDCT + range limit of a plane of blocks.
+
+    Args:
+        coefs: ``[by, bx, 64]`` integer coefficients (natural order).
+        qt: ``[64]`` int32 table.
+        out: ``[by * 8, bx * 8]`` uint8 samples (written).
+    """
+    ws = np.empty(64, dtype=np.int64)
+    by, bx = coefs.shape[0], coefs.shape[1]
+    flat = coefs.reshape(by * bx * 64)
+    for i in range(by):
+        for j in range(bx):
+            idct_block(flat, (i * bx + j) * 64, qt, ws, out, i * 8, j * 8)
+
+
+def idct_plane(coefs: np.ndarray, qtable: np.ndarray) -> np.ndarray:
+    """The samples of a component's blocks: dequantize, islow IDCT, range limit.
+
+    Args:
+        coefs: ``[by, bx, 8, 8]`` (or ``[by, bx, 64]``) integer coefficients,
+            natural order (int16 as libjpeg's JCOEF, or int32).
+        qtable: ``[64]`` or ``[8, 8]`` natural-order table, 1..65535.
+
+    Returns:
+        ``[by * 8, bx * 8]`` uint8 samples.
+    """
+    by, bx = coefs.shape[:2]
+    flat = np.ascontiguousarray(coefs).reshape(by, bx, 64)
+    if flat.dtype != np.int16:
+        flat = flat.astype(np.int32, copy=False)
+    out = np.empty((by * 8, bx * 8), dtype=np.uint8)
+    idct_blocks(flat, np.ascontiguousarray(qtable, dtype=np.int32).reshape(64), out)
+    return out

@@ -1,0 +1,109 @@
+"""Chroma up-sampling as libjpeg-turbo's default ("fancy") decoder does it
+(jdsample.c), compiled, one output row at a time.
+
+A component sampled ``(h, v)`` in an image whose largest factors are
+``(hmax, vmax)`` is expanded by ``hexp = hmax // h`` across and
+``vexp = vmax // v`` down, from its own samples cropped to libjpeg's
+``downsampled_width × downsampled_height`` (edges replicate the outermost
+sample):
+
+- 2×1 (``h2v1_fancy_upsample``), when the component is wider than 2 samples:
+  ``out[2x] = (3 s[x] + s[x-1] + 1) >> 2``, ``out[2x+1] = (3 s[x] + s[x+1] + 2) >> 2``;
+- 1×2 (``h1v2_fancy_upsample``): the same filter vertically, bias 1 for the
+  row above and 2 for the row below;
+- 2×2 (``h2v2_fancy_upsample``), when wider than 2 samples: column sums
+  ``c = 3 s[y] + s[y±1]`` (the row above for the upper output row, below for
+  the lower one), then ``(3 c[x] + c[x-1] + 8) >> 4`` and
+  ``(3 c[x] + c[x+1] + 7) >> 4``;
+- 1×1: the samples themselves; any other integral factors (and 2×1 / 2×2 of a
+  component at most 2 samples wide): replication (``int_upsample``).
+
+The torch stage :mod:`jpegtorch.sampling` computes the same on whole planes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# up-sampling methods (libjpeg's methods[] choice per component)
+FULLSIZE = 0
+H2V1_FANCY = 1
+H1V2_FANCY = 2
+H2V2_FANCY = 3
+REPLICATE = 4
+
+
+def upsample_method(hexp: int, vexp: int, width: int) -> int:
+    """libjpeg-turbo's up-sampling method for a component.
+
+    Args:
+        hexp, vexp: integral expansion factors.
+        width: the component's own width in samples (``downsampled_width``).
+    """
+    if hexp == 1 and vexp == 1:
+        return FULLSIZE
+    if hexp == 2 and vexp == 1 and width > 2:
+        return H2V1_FANCY
+    if hexp == 1 and vexp == 2:
+        return H1V2_FANCY
+    if hexp == 2 and vexp == 2 and width > 2:
+        return H2V2_FANCY
+    return REPLICATE
+
+
+@njit(inline="always")
+def upsample_row(method, hexp, vexp, t, cur, near, width, src_width,
+                 buf, colsum):  # pragma: no cover - compiled
+    """One up-sampled row of a component into ``buf[:width]``.
+
+    Args:
+        method: one of the constants above.
+        hexp, vexp: expansion factors.
+        t: the output row's phase ``y % vexp`` (0 = upper, 1 = lower for the
+            vertical fancy filters).
+        cur: ``[src_width]``-or-wider uint8 row of component samples the
+            output row comes from.
+        near: the neighbouring component row (above for phase 0, below for
+            phase 1; the row itself at the image edges).
+        width: output samples to produce (the image width).
+        src_width: the component's own width (``downsampled_width``).
+        buf: uint8 output row. colsum: int32 work row (``src_width`` + 2).
+    """
+    last = src_width - 1
+    if method == H2V1_FANCY:
+        pairs = width >> 1
+        for x in range(pairs):
+            s = 3 * np.int32(cur[x])
+            prv = np.int32(cur[x - 1]) if x > 0 else np.int32(cur[x])
+            nxt = np.int32(cur[x + 1]) if x < last else np.int32(cur[x])
+            buf[2 * x] = (s + prv + 1) >> 2
+            buf[2 * x + 1] = (s + nxt + 2) >> 2
+        if width & 1:
+            x = pairs
+            prv = np.int32(cur[x - 1]) if x > 0 else np.int32(cur[x])
+            buf[2 * x] = (3 * np.int32(cur[x]) + prv + 1) >> 2
+    elif method == H1V2_FANCY:
+        bias = 1 if t == 0 else 2
+        for x in range(width):
+            buf[x] = (3 * np.int32(cur[x]) + np.int32(near[x]) + bias) >> 2
+    elif method == H2V2_FANCY:
+        for x in range(src_width):
+            colsum[x] = 3 * np.int32(cur[x]) + np.int32(near[x])
+        pairs = width >> 1
+        for x in range(pairs):
+            s = 3 * colsum[x]
+            prv = colsum[x - 1] if x > 0 else colsum[x]
+            nxt = colsum[x + 1] if x < last else colsum[x]
+            buf[2 * x] = (s + prv + 8) >> 4
+            buf[2 * x + 1] = (s + nxt + 7) >> 4
+        if width & 1:
+            x = pairs
+            prv = colsum[x - 1] if x > 0 else colsum[x]
+            buf[2 * x] = (3 * colsum[x] + prv + 8) >> 4
+    elif method == REPLICATE:
+        for x in range(width):
+            buf[x] = cur[x // hexp]
+    else:
+        for x in range(width):
+            buf[x] = cur[x]
