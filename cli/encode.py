@@ -117,6 +117,13 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
               help="Base quantization tables: a cjpeg -qtables file or a preset name "
                    "(annex-k, or jpegtorch/presets/NAME.txt); scaled by -q as libjpeg "
                    "does (-q 50 = as given).")
+@click.option("--trellis", is_flag=True,
+              help="Trellis quantization: each block's values chosen for the least RGB error "
+                   "per bit (smaller files at the same PSNR; implies --optimize).")
+@click.option("--tune", type=click.Choice(["psnr", "ssim"]), default=None,
+              help="Per-image tuning for PSNR or SSIM: tuned tables, chroma fitted to the "
+                   "decoder, trellis; -q sets the size/quality trade-off (higher = larger, "
+                   "better). Implies --trellis.")
 @click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
@@ -124,23 +131,28 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           tables: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
-           debug: bool) -> None:
+           tables: str | None, trellis: bool, tune: str | None, no_clobber: bool,
+           max_pixels: int, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
 
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
-    with the same settings. Gray inputs give gray JPEGs; alpha is dropped.
+    with the same settings (--trellis and --tune choose the quantized values
+    themselves: standard files, smaller at the same quality). Gray inputs give
+    gray JPEGs; alpha is dropped.
 
     \b
     Examples:
       jtorch encode photo.png -q 90 -o photo.jpg
       jtorch encode *.png -o out/ --optimize
+      jtorch encode photo.png --tune psnr -q 75 -o photo.jpg
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
     """
     if inputs.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
     if codec == "learned":
+        if trellis or tune:
+            raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
                         no_clobber, max_pixels, quiet, debug)
         return
@@ -162,7 +174,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         image = load_image(read_input(src), name=name, max_pixels=max_pixels,
                            grayscale=grayscale, quiet=quiet)
         data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
-                           restart_interval=restart, tables=base_tables)
+                           restart_interval=restart, tables=base_tables, trellis=trellis,
+                           tune=tune)
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
     from PIL import Image
