@@ -119,6 +119,65 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
     raise CliError("not a JPEG file (no SOI marker)")
 
 
+class _PNGSink:
+    """Rows from :func:`decode_jpeg_rows` into the streaming PNG writer."""
+
+    def __init__(self, handle: Any, level: int) -> None:
+        self.handle = handle
+        self.level = level
+        self.writer: Any = None
+
+    def begin(self, height: int, width: int, channels: int) -> None:
+        from jpegtorch.formats.png_writer import PNGWriter
+
+        self.writer = PNGWriter(self.handle, height, width, channels, self.level)
+
+    def write(self, rows: Any) -> None:
+        self.writer.rows(rows)
+
+
+def stream_png(data: bytes, target: str, *, lenient: bool, max_pixels: int | None,
+               max_memory: int | None, inputs: list[str], no_clobber: bool,
+               level: int = 1) -> None:
+    """Decode JPEG bytes straight into a PNG file (atomically; ``-`` = stdout)."""
+    from jpegtorch.formats.jfif_reader import decode_jpeg_rows
+
+    with atomic_output(target, inputs=inputs, no_clobber=no_clobber) as handle:
+        # to stdout only once the decode succeeded (strict errors come late)
+        out = io.BytesIO() if target == STDIO else handle
+        sink = _PNGSink(out, level)
+        decode_jpeg_rows(data, sink, lenient=lenient, max_pixels=max_pixels,
+                         max_memory=max_memory)
+        sink.writer.close()
+        if out is not handle:
+            handle.write(out.getvalue())
+
+
+def write_image(array: Any, target: str, fmt: str, *, inputs: list[str],
+                no_clobber: bool, png_level: int = 1) -> None:
+    """Write uint8 ``[H, W, C]`` pixels with Pillow (atomically; ``-`` = stdout)."""
+    from PIL import Image
+
+    if array.shape[2] == 1:
+        array = array[:, :, 0]
+    # Pillow copies the pixels once (its own image memory) and encodes straight
+    # into the atomic output file, without a second buffer
+    image = Image.fromarray(array)
+    del array
+    try:
+        with atomic_output(target, inputs=inputs, no_clobber=no_clobber) as handle:
+            # stdout may be a pipe: formats such as TIFF need to seek
+            sink = io.BytesIO() if target == STDIO else handle
+            try:
+                image.save(sink, fmt, **({"compress_level": png_level} if fmt == "PNG" else {}))
+            except (OSError, ValueError, KeyError) as exc:
+                raise CliError(f"cannot write {fmt}: {exc}") from None
+            if sink is not handle:
+                handle.write(sink.getvalue())
+    finally:
+        image.close()
+
+
 def output_format(path: str, fmt: str | None) -> str:
     """The Pillow format to write ``path`` in (``--format``, else by extension, else PNG)."""
     from PIL import Image
@@ -165,11 +224,14 @@ def output_format(path: str, fmt: str | None) -> str:
               help="Refuse JPEGs whose decoding would allocate more (coefficients of "
                    "progressive files + pixels), checked before allocating, like djpeg "
                    "-maxmemory; e.g. 500M, 4G (0 = no limit).")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="zlib level of PNG outputs: 1 is fast (OpenCV's default), 6 Pillow's, "
+                   "9 the smallest files.")
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           model: str | None, no_clobber: bool, max_pixels: int, max_memory: int, quiet: bool,
-           debug: bool) -> None:
+           model: str | None, no_clobber: bool, max_pixels: int, max_memory: int,
+           png_level: int, quiet: bool, debug: bool) -> None:
     """Decode JPEG (and .jtc) files to PNG (or any format Pillow writes).
 
     The pixels are exactly libjpeg-turbo's (Pillow's, default settings).
@@ -201,34 +263,24 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == STDIO else src
         data = read_input(src)
+        target = outputs[index]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            array = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
-                                 model=model, max_memory=max_memory or None)
+            if formats[target] == "PNG" and data.startswith(JPEG_MAGIC):
+                # JPEG -> PNG band by band: the whole image is never in memory
+                stream_png(data, target, lenient=lenient, max_pixels=max_pixels or None,
+                           max_memory=max_memory or None, inputs=list(inputs),
+                           no_clobber=no_clobber, level=png_level)
+                array = None
+            else:
+                array = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
+                                     model=model, max_memory=max_memory or None)
         del data
         for item in caught:
             warn(f"{name}: {item.message}", quiet=quiet)
-        if array.shape[2] == 1:
-            array = array[:, :, 0]
-        from PIL import Image
-
-        # Pillow copies the pixels once (its own image memory); it encodes
-        # straight into the atomic output file, without a second buffer
-        image = Image.fromarray(array)
-        del array
-        target = outputs[index]
-        try:
-            with atomic_output(target, inputs=list(inputs), no_clobber=no_clobber) as handle:
-                # stdout may be a pipe: formats such as TIFF need to seek
-                sink = io.BytesIO() if target == STDIO else handle
-                try:
-                    image.save(sink, formats[target])
-                except (OSError, ValueError, KeyError) as exc:
-                    raise CliError(f"cannot write {formats[target]}: {exc}") from None
-                if sink is not handle:
-                    handle.write(sink.getvalue())
-        finally:
-            image.close()
+        if array is not None:
+            write_image(array, target, formats[target], inputs=list(inputs),
+                        no_clobber=no_clobber, png_level=png_level)
 
     failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="decode")
     if failures:

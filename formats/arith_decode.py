@@ -71,6 +71,7 @@ _NMPS = (
 )  # fmt: skip
 _SWITCH = frozenset((0, 14, 36, 64, 80, 88, 95, 105, 110, 112))
 FIXED_STATE = 113
+FIXED_ROW = 32  # the row of the statistics bins holding the fixed state
 
 # packed as libjpeg packs it: Qe << 16 | Next_MPS << 8 | Switch << 7 | Next_LPS
 ARITAB = np.array([(qe << 16) | (nm << 8) | ((i in _SWITCH) << 7) | nl
@@ -82,8 +83,8 @@ _C, _A, _CT, _POS, _MARKER, _EOF = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True, nogil=True)
-def _decode_bit(data, state, bins, index, aritab):  # pragma: no cover - compiled
-    """Decode one binary decision with the adaptive context ``bins[index]``."""
+def _decode_bit(data, state, bins, row, index, aritab):  # pragma: no cover - compiled
+    """Decode one binary decision with the adaptive context ``bins[row, index]``."""
     c = state[_C]
     a = state[_A]
     ct = state[_CT]
@@ -123,7 +124,7 @@ def _decode_bit(data, state, bins, index, aritab):  # pragma: no cover - compile
                 if ct == 0:
                     a = np.int64(0x8000)  # got the two initial bytes
         a <<= 1
-    sv = np.int64(bins[index])
+    sv = np.int64(bins[row, index])
     entry = aritab[sv & 0x7F]
     nl = entry & 0xFF
     nm = (entry >> 8) & 0xFF
@@ -135,17 +136,17 @@ def _decode_bit(data, state, bins, index, aritab):  # pragma: no cover - compile
         c -= temp
         if a < qe:  # conditional exchange
             a = qe
-            bins[index] = (sv & 0x80) ^ nm
+            bins[row, index] = (sv & 0x80) ^ nm
         else:
             a = qe
-            bins[index] = (sv & 0x80) ^ nl
+            bins[row, index] = (sv & 0x80) ^ nl
             sv ^= 0x80
     elif a < 0x8000:
         if a < qe:
-            bins[index] = (sv & 0x80) ^ nl
+            bins[row, index] = (sv & 0x80) ^ nl
             sv ^= 0x80
         else:
-            bins[index] = (sv & 0x80) ^ nm
+            bins[row, index] = (sv & 0x80) ^ nm
     state[_C] = c
     state[_A] = a
     state[_CT] = ct
@@ -173,8 +174,10 @@ class ArithScanState:
         self.coder = np.zeros(6, dtype=np.int64)
         self.coder[_POS] = pos
         self.coder[_CT] = -16
-        self.dc_stats = np.zeros((16, 64), dtype=np.uint8)
-        self.ac_stats = np.zeros((16, 256), dtype=np.uint8)
+        # statistics bins: rows 0..15 DC tables, 16..31 AC tables, FIXED_ROW the
+        # fixed probability 0.5 (sign and refinement bits)
+        self.bins = np.zeros((FIXED_ROW + 1, 256), dtype=np.uint8)
+        self.bins[FIXED_ROW, 0] = FIXED_STATE
         self.kst = np.zeros(NUM_ASTATE, dtype=np.int64)
         self.kst[AS_RESTARTS] = restart_interval
 
@@ -210,18 +213,17 @@ def decode_rows_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row
                   i64(mcus_per_row), i64(row_start * mcus_per_row), i64(row_end * mcus_per_row),
                   i64(row_origin), i64(imcu_div), comp_off, comp_bx, comp_h, comp_v, comp_dc,
                   comp_ac, dc_l, dc_u, ac_k, natural, coefs, bool(strict), state.stats,
-                  state.coder, state.dc_stats, state.ac_stats, state.kst)
+                  state.coder, state.bins, state.kst)
 
 
 @njit(cache=True, nogil=True)
 def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mcu_start,
                   mcu_end, row_origin, imcu_div, comp_off, comp_bx, comp_h, comp_v, comp_dc,
-                  comp_ac, dc_l, dc_u, ac_k, natural, coefs, strict, stats, state, dc_stats,
-                  ac_stats, kst):  # pragma: no cover - compiled
+                  comp_ac, dc_l, dc_u, ac_k, natural, coefs, strict, stats, state, bins,
+                  kst):  # pragma: no cover - compiled
     """The kernel of :func:`decode_rows_arith`."""
     aritab = ARITAB
     n_comp = comp_off.shape[0]
-    fixed = np.full(1, FIXED_STATE, dtype=np.uint8)
     last_dc = kst[AS_LAST_DC:AS_LAST_DC + 4]
     dc_context = kst[AS_DC_CONTEXT:AS_DC_CONTEXT + 4]
     restarts_to_go = kst[AS_RESTARTS]
@@ -246,11 +248,11 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                 next_rst = (next_rst + 1) & 7
                 for ci in range(n_comp):
                     if kind == SEQUENTIAL or kind == DC_FIRST:
-                        dc_stats[comp_dc[ci], :] = 0
+                        bins[comp_dc[ci], :] = 0
                         last_dc[ci] = 0
                         dc_context[ci] = 0
                     if kind == SEQUENTIAL or kind == AC_FIRST or kind == AC_REFINE:
-                        ac_stats[comp_ac[ci], :] = 0
+                        bins[16 + comp_ac[ci], :] = 0
                 state[_C] = 0
                 state[_A] = 0
                 state[_CT] = -16
@@ -273,22 +275,21 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                     base = comp_off[ci] + (((mrow - row_origin) * vv + yy) * bx
                                            + mcol * hh + xx) * 64
                     if kind == DC_REFINE:
-                        if _decode_bit(data, state, fixed, 0, aritab):
+                        if _decode_bit(data, state, bins, FIXED_ROW, 0, aritab):
                             v = coefs[base] | p1
                             coefs[base] = ((v + 32768) & 0xFFFF) - 32768
                         continue
                     if kind == SEQUENTIAL or kind == DC_FIRST:
-                        dcb = dc_stats[dtab]
                         s0 = dc_context[ci]
-                        if _decode_bit(data, state, dcb, s0, aritab) == 0:
+                        if _decode_bit(data, state, bins, dtab, s0, aritab) == 0:
                             dc_context[ci] = 0
                         else:
-                            sign = _decode_bit(data, state, dcb, s0 + 1, aritab)
+                            sign = _decode_bit(data, state, bins, dtab, s0 + 1, aritab)
                             st = s0 + 2 + sign
-                            m = _decode_bit(data, state, dcb, st, aritab)
+                            m = _decode_bit(data, state, bins, dtab, st, aritab)
                             if m != 0:
                                 st = 20
-                                while _decode_bit(data, state, dcb, st, aritab):
+                                while _decode_bit(data, state, bins, dtab, st, aritab):
                                     m <<= 1
                                     if m == 0x8000:
                                         bad = True
@@ -306,7 +307,7 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                             st += 14
                             m >>= 1
                             while m:
-                                if _decode_bit(data, state, dcb, st, aritab):
+                                if _decode_bit(data, state, bins, dtab, st, aritab):
                                     v |= m
                                 m >>= 1
                             v += 1
@@ -317,15 +318,14 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                         coefs[base] = ((v + 32768) & 0xFFFF) - 32768
                         if kind == DC_FIRST:
                             continue
-                    acb = ac_stats[atab]
                     if kind == SEQUENTIAL or kind == AC_FIRST:
                         k = np.int64(1) if kind == SEQUENTIAL else ss
                         kend = np.int64(63) if kind == SEQUENTIAL else se
                         while k <= kend:
                             st = 3 * (k - 1)
-                            if _decode_bit(data, state, acb, st, aritab):
+                            if _decode_bit(data, state, bins, 16 + atab, st, aritab):
                                 break  # end of block
-                            while _decode_bit(data, state, acb, st + 1, aritab) == 0:
+                            while _decode_bit(data, state, bins, 16 + atab, st + 1, aritab) == 0:
                                 st += 3
                                 k += 1
                                 if k > kend:
@@ -333,14 +333,14 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                                     break
                             if bad:
                                 break
-                            sign = _decode_bit(data, state, fixed, 0, aritab)
+                            sign = _decode_bit(data, state, bins, FIXED_ROW, 0, aritab)
                             st += 2
-                            m = _decode_bit(data, state, acb, st, aritab)
+                            m = _decode_bit(data, state, bins, 16 + atab, st, aritab)
                             if m != 0:
-                                if _decode_bit(data, state, acb, st, aritab):
+                                if _decode_bit(data, state, bins, 16 + atab, st, aritab):
                                     m <<= 1
                                     st = 189 if k <= ac_k[atab] else 217
-                                    while _decode_bit(data, state, acb, st, aritab):
+                                    while _decode_bit(data, state, bins, 16 + atab, st, aritab):
                                         m <<= 1
                                         if m == 0x8000:
                                             bad = True
@@ -352,7 +352,7 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                             st += 14
                             m >>= 1
                             while m:
-                                if _decode_bit(data, state, acb, st, aritab):
+                                if _decode_bit(data, state, bins, 16 + atab, st, aritab):
                                     v |= m
                                 m >>= 1
                             v += 1
@@ -372,18 +372,18 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                         while k <= se:
                             st = 3 * (k - 1)
                             if k > kex:
-                                if _decode_bit(data, state, acb, st, aritab):
+                                if _decode_bit(data, state, bins, 16 + atab, st, aritab):
                                     break
                             while True:
                                 idx = base + natural[k]
                                 cv = coefs[idx]
                                 if cv != 0:
-                                    if _decode_bit(data, state, acb, st + 2, aritab):
+                                    if _decode_bit(data, state, bins, 16 + atab, st + 2, aritab):
                                         cv = cv + m1 if cv < 0 else cv + p1
                                         coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
                                     break
-                                if _decode_bit(data, state, acb, st + 1, aritab):
-                                    if _decode_bit(data, state, fixed, 0, aritab):
+                                if _decode_bit(data, state, bins, 16 + atab, st + 1, aritab):
+                                    if _decode_bit(data, state, bins, FIXED_ROW, 0, aritab):
                                         coefs[idx] = m1
                                     else:
                                         coefs[idx] = p1

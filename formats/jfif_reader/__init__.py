@@ -18,7 +18,7 @@ One module per concern:
   of single-scan files into pixels, the memory / work bounds;
 - :mod:`.info`: what ``jtorch info`` shows (:func:`read_info`);
 - :mod:`.api`: :func:`decode_jpeg`, :func:`decode_jpeg_array`,
-  :func:`read_coefficients`.
+  :func:`decode_jpeg_rows` (band by band into a writer), :func:`read_coefficients`.
 
 Corrupt data: by default (strict) any of libjpeg's corrupt-data warnings is a
 :class:`jpegtorch.JPEGError`; with ``lenient=True`` the file is decoded the way
@@ -31,7 +31,7 @@ imported until something is decoded.
 
 from __future__ import annotations
 
-from .api import decode_jpeg, decode_jpeg_array, read_coefficients
+from .api import decode_jpeg, decode_jpeg_array, decode_jpeg_rows, read_coefficients
 from .info import (
     ComponentInfo,
     HuffmanTableInfo,
@@ -61,6 +61,7 @@ __all__ = [
     "SegmentInfo",
     "decode_jpeg",
     "decode_jpeg_array",
+    "decode_jpeg_rows",
     "estimate_quality",
     "read_coefficients",
     "read_info",

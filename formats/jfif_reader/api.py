@@ -51,10 +51,10 @@ def _as_bytes(data: Any, name: str | None) -> tuple[bytes, str | None]:
 
 
 def _read(data: Any, *, lenient: bool, max_pixels: int | None, max_memory: int | None,
-          name: str | None, want: str, planar: bool = False) -> Reader:
+          name: str | None, want: str, planar: bool = False, sink: Any = None) -> Reader:
     raw, name = _as_bytes(data, name)
     reader = Reader(raw, name=name, lenient=lenient, max_pixels=max_pixels, decode=True,
-                    max_memory=max_memory, want=want, planar=planar)
+                    max_memory=max_memory, want=want, planar=planar, sink=sink)
     try:
         reader.run()
     except MemoryError:
@@ -128,7 +128,38 @@ def decode_jpeg_array(data: Any, *, lenient: bool = False,
     except MemoryError:
         raise reader.error("out of memory (the image is too large for this machine)") from None
     reader.emit_warnings()
+    assert pixels is not None
     return pixels
+
+
+def decode_jpeg_rows(data: Any, sink: Any, *, lenient: bool = False,
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                     max_memory: int | None = DEFAULT_MAX_MEMORY,
+                     name: str | None = None) -> None:
+    """Decode a JPEG file band by band into ``sink``, never holding the whole image.
+
+    Memory is a few MCU rows for single-scan files, the coefficient array for
+    progressive ones: what a streaming writer (``jtorch decode`` to PNG)
+    needs. The pixels are :func:`decode_jpeg_array`'s.
+
+    Args:
+        data, lenient, max_pixels, max_memory, name: as :func:`decode_jpeg`.
+        sink: an object with ``begin(height, width, channels)`` (called once,
+            before any rows) and ``write(rows)``: uint8 ``[n, W, C]`` (C = 1
+            or 3), the next ``n`` image rows top to bottom, valid only during
+            the call. In strict mode a corrupt file may raise after some rows
+            were written (discard the output then).
+
+    Raises:
+        jpegtorch.JPEGError: not a JPEG, unsupported, corrupt (strict), too big.
+    """
+    reader = _read(data, lenient=lenient, max_pixels=max_pixels, max_memory=max_memory,
+                   name=name, want="pixels", sink=sink)
+    try:
+        reader.pixels()
+    except MemoryError:
+        raise reader.error("out of memory (the image is too large for this machine)") from None
+    reader.emit_warnings()
 
 
 def decode_jpeg(data: Any, *, lenient: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,

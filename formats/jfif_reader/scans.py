@@ -87,11 +87,12 @@ class Reader(MarkerReader):
 
     def __init__(self, data: bytes, *, name: str | None, lenient: bool, max_pixels: int | None,
                  decode: bool, max_memory: int | None = None, want: str = "coefficients",
-                 planar: bool = False) -> None:
+                 planar: bool = False, sink: Any = None) -> None:
         super().__init__(data, name=name, lenient=lenient, max_pixels=max_pixels, decode=decode)
         self.max_memory = max_memory
         self.want = want
         self.planar = planar
+        self.sink = sink  # pixels go to sink.write(rows) band by band instead of one array
         self.coefs: np.ndarray | None = None
         self.latched: list[np.ndarray | None] = []
         self.coef_bits: np.ndarray | None = None
@@ -130,7 +131,9 @@ class Reader(MarkerReader):
             from jpegtorch.kernels.decode import BandDecoder, geometry
 
             geo = geometry([(c.h, c.v) for c in self.comps], (self.height, self.width))
-            need += self.height * self.width * len(self.comps) + BandDecoder.working_bytes(geo)
+            if self.sink is None:
+                need += self.height * self.width * len(self.comps)
+            need += BandDecoder.working_bytes(geo, self.output_band())
             if progressive:
                 need += total * 8  # block smoothing keeps the DC values
         if self.max_memory is not None and need > self.max_memory:
@@ -138,6 +141,8 @@ class Reader(MarkerReader):
                              f"{_mib(need)} of memory, more than the limit of "
                              f"{_mib(self.max_memory)} (max_memory)")
         self.coefs = np.zeros(coef_blocks * 64, dtype=np.int16)
+        if pixels and self.sink is not None:
+            self.sink.begin(self.height, self.width, len(self.comps))
         self.latched = [None] * len(self.comps)
         nc = len(self.comps)
         self.coef_bits = np.full((nc, 64), -1, dtype=np.int64)
@@ -150,6 +155,12 @@ class Reader(MarkerReader):
                     self.dc_tables[slot] = STD_DC_TABLES[slot]
                 if self.ac_tables[slot] is None:
                     self.ac_tables[slot] = STD_AC_TABLES[slot]
+
+    def output_band(self) -> int:
+        """iMCU rows per call of the band decoder that feeds a sink (0: whole image)."""
+        if self.sink is None:
+            return 0
+        return self.band_rows if self.streamed else 1
 
     def check_pixels_supported(self) -> None:
         """Refuse what the pixel stages cannot do (fractional sampling ratios)."""
@@ -342,7 +353,8 @@ class Reader(MarkerReader):
 
         assert self.coefs is not None
         geo = geometry([(c.h, c.v) for c in comps], (self.height, self.width))
-        self.band = BandDecoder(geo, self.tables(), self.color_space, planar=self.planar)
+        self.band = BandDecoder(geo, self.tables(), self.color_space, planar=self.planar,
+                                band=self.output_band())
         views = []
         start = 0
         for c in comps:
@@ -356,7 +368,9 @@ class Reader(MarkerReader):
             run(k0 * imcu_div, min(k1 * imcu_div, mcu_rows), k0 * imcu_div)
             if not self.lenient and any(stats[i] for i in warn):
                 return  # scan_outcome raises
-            self.band.rows(tuple(views), k0, k1 - k0)
+            y0, y1 = self.band.rows(tuple(views), k0, k1 - k0)
+            if self.sink is not None and y1 > y0:
+                self.sink.write(self.band.out[: y1 - y0])
 
     def scan_outcome(self, hd: Any, stats: np.ndarray, arithmetic: bool) -> tuple[int, int]:
         """Warnings and errors of a decoded scan; the position and pending marker after it."""
@@ -445,14 +459,27 @@ class Reader(MarkerReader):
             smooth_component(blocks, qt[c.index], bits, prev, self.last_good_row, c.v,
                              total_imcu_rows, c.hib, c.wib, inplace=True)
 
-    def pixels(self) -> np.ndarray:
-        """The decoded image: uint8 ``[H, W, C]`` (``[C, H, W]`` if planar)."""
+    def pixels(self) -> np.ndarray | None:
+        """The decoded image: uint8 ``[H, W, C]`` (``[C, H, W]`` if planar), or
+        None when the pixels went to the sink."""
         if self.streamed:
             assert self.band is not None and self.band.done
-            return self.band.out
-        from jpegtorch.kernels.decode import decode_coefficients
+            return None if self.sink is not None else self.band.out
+        from jpegtorch.kernels.decode import BandDecoder, decode_coefficients, geometry
 
         self.smooth()
+        if self.sink is not None:
+            sampling = [(c.h, c.v) for c in self.comps]
+            decoder = BandDecoder(geometry(sampling, (self.height, self.width)),
+                                  self.tables(), self.color_space, band=1)
+            blocks = [b.reshape(-1) for b in self.component_blocks()]
+            for k in range(self.mcu_rows):
+                views = tuple(b[k * c.v * c.bx * 64 :]
+                              for b, c in zip(blocks, self.comps, strict=True))
+                y0, y1 = decoder.rows(views, k, 1)
+                if y1 > y0:
+                    self.sink.write(decoder.out[: y1 - y0])
+            return None
         return decode_coefficients(self.component_blocks(), self.tables(),
                                    tuple((c.h, c.v) for c in self.comps),
                                    (self.height, self.width), self.color_space,

@@ -111,7 +111,7 @@ def _limit(x):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def idct_block(coefs, base, qt, ws, out, row, col):  # pragma: no cover - compiled
+def idct_block(coefs, base, qt, ws, out, offset, stride):  # pragma: no cover - compiled
     """Dequantize + islow IDCT + range limit of one block into ``out``.
 
     Args:
@@ -119,8 +119,9 @@ def idct_block(coefs, base, qt, ws, out, row, col):  # pragma: no cover - compil
             coefficients start at ``base``.
         qt: ``[64]`` int32 natural-order quantization table.
         ws: ``[64]`` int64 workspace.
-        out: ``[rows, cols]`` uint8 plane; the block goes to
-            ``out[row:row + 8, col:col + 8]``.
+        out: flat uint8 plane with rows of ``stride`` samples; the block's
+            row ``r`` goes to ``out[offset + r * stride : ... + 8]`` (flat
+            indexing: numba's 2-D indexing is several times slower here).
     """
     # pass 1: columns -> ws (DESCALE by IDCT_SHIFT1)
     for c in range(8):
@@ -152,23 +153,23 @@ def idct_block(coefs, base, qt, ws, out, row, col):  # pragma: no cover - compil
     # pass 2: rows -> samples (DESCALE by IDCT_SHIFT2, range limit)
     for r in range(8):
         w = r * 8
-        y = row + r
+        o = offset + r * stride
         if (ws[w + 1] == 0 and ws[w + 2] == 0 and ws[w + 3] == 0 and ws[w + 4] == 0
                 and ws[w + 5] == 0 and ws[w + 6] == 0 and ws[w + 7] == 0):
             v = _limit((ws[w] + _DR2) >> _DC2)
             for c in range(8):
-                out[y, col + c] = v
+                out[o + c] = v
             continue
         o0, o1, o2, o3, o4, o5, o6, o7 = idct_1d(
             ws[w], ws[w + 1], ws[w + 2], ws[w + 3], ws[w + 4], ws[w + 5], ws[w + 6], ws[w + 7])
-        out[y, col] = _limit((o0 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 1] = _limit((o1 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 2] = _limit((o2 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 3] = _limit((o3 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 4] = _limit((o4 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 5] = _limit((o5 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 6] = _limit((o6 + _IR2) >> IDCT_SHIFT2)
-        out[y, col + 7] = _limit((o7 + _IR2) >> IDCT_SHIFT2)
+        out[o] = _limit((o0 + _IR2) >> IDCT_SHIFT2)
+        out[o + 1] = _limit((o1 + _IR2) >> IDCT_SHIFT2)
+        out[o + 2] = _limit((o2 + _IR2) >> IDCT_SHIFT2)
+        out[o + 3] = _limit((o3 + _IR2) >> IDCT_SHIFT2)
+        out[o + 4] = _limit((o4 + _IR2) >> IDCT_SHIFT2)
+        out[o + 5] = _limit((o5 + _IR2) >> IDCT_SHIFT2)
+        out[o + 6] = _limit((o6 + _IR2) >> IDCT_SHIFT2)
+        out[o + 7] = _limit((o7 + _IR2) >> IDCT_SHIFT2)
 
 
 @njit(cache=True, nogil=True)
@@ -183,9 +184,11 @@ def idct_blocks(coefs, qt, out):  # pragma: no cover - compiled
     ws = np.empty(64, dtype=np.int64)
     by, bx = coefs.shape[0], coefs.shape[1]
     flat = coefs.reshape(by * bx * 64)
+    plane = out.reshape(out.size)
+    stride = out.shape[1]
     for i in range(by):
         for j in range(bx):
-            idct_block(flat, (i * bx + j) * 64, qt, ws, out, i * 8, j * 8)
+            idct_block(flat, (i * bx + j) * 64, qt, ws, plane, i * 8 * stride + j * 8, stride)
 
 
 def idct_plane(coefs: np.ndarray, qtable: np.ndarray) -> np.ndarray:

@@ -105,7 +105,7 @@ def geometry(sampling: tuple[tuple[int, int], ...] | list[tuple[int, int]],
 @njit(cache=True, nogil=True)
 def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, method, hexp,
                  vexp, qt, height, width, vmax, color, fixed, samp, ws, rowbuf, colsum, out,
-                 planar):  # pragma: no cover - compiled
+                 out_row0, planar, tmp):  # pragma: no cover - compiled
     """IDCT iMCU rows ``k0 <= k < k1`` and emit the rows of iMCU rows ``k - 1``
     (and of the last one when ``k1 == nrows``).
 
@@ -113,7 +113,7 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
     the blocks of iMCU rows ``coef_row0, ...`` (``bx[c]`` blocks per row).
     ``samp`` is ``[C, 2 R + 1, Wpad]`` uint8 (``R = 8 vmax``): row 0 the
     context row above, then two slots of ``R`` rows; it carries the state
-    between calls.
+    between calls. Image row ``y`` goes to ``out`` row ``y - out_row0``.
     """
     nc = vs.shape[0]
     slot_rows = 8 * vmax
@@ -121,8 +121,9 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
         if k < k1:
             # ---- IDCT of iMCU row k into slot k % 2 --------------------------
             base_row = 1 + (k % 2) * slot_rows
+            stride = samp.shape[2]
             for c in range(nc):
-                plane = samp[c]
+                plane = samp[c].reshape(samp.shape[1] * stride)
                 cc = coefs[c]
                 q = qt[c]
                 for yy in range(vs[c]):
@@ -130,9 +131,9 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
                     if b >= hib[c]:
                         break
                     off = (b - coef_row0 * vs[c]) * bx[c] * 64
-                    row = base_row + yy * 8
+                    row = (base_row + yy * 8) * stride
                     for j in range(wib[c]):
-                        idct_block(cc, off + j * 64, q, ws, plane, row, j * 8)
+                        idct_block(cc, off + j * 64, q, ws, plane, row + j * 8, stride)
         # ---- emit iMCU row j = k - 1 (or the last one) -----------------------
         if k < k1:
             j = k - 1
@@ -167,14 +168,16 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
                         near = samp[c, next_base] if i + 1 == rc else samp[c, cur_base + i + 1]
                 upsample_row(m, hexp[c], vexp[c], phase, cur, near, width, cw[c], rowbuf[c],
                              colsum)
+            oy = y - out_row0
             if color == YCBCR:
-                ycc_rgb_row(rowbuf[0], rowbuf[1], rowbuf[2], width, fixed, out, y, planar)
+                ycc_rgb_row(rowbuf[0], rowbuf[1], rowbuf[2], width, fixed, out, oy, planar,
+                            tmp)
             elif planar:
                 for c in range(nc):
-                    out[c, y, :width] = rowbuf[c, :width]
+                    out[c, oy, :width] = rowbuf[c, :width]
             else:
                 for c in range(nc):
-                    out[y, :width, c] = rowbuf[c, :width]
+                    out[oy, :width, c] = rowbuf[c, :width]
         if j + 1 < nrows:  # the context row above the next iMCU row
             for c in range(nc):
                 samp[c, 0, :] = samp[c, cur_base + vs[c] * 8 - 1, :]
@@ -183,23 +186,27 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
 class BandDecoder:
     """Coefficients -> pixels, iMCU row by iMCU row, for one image.
 
-    Feed it the coefficients of consecutive iMCU rows (:meth:`rows`); the
-    pixels appear in :attr:`out` with a lag of one iMCU row, all of them once
-    the last row has been fed.
+    Feed it the coefficients of consecutive iMCU rows (:meth:`rows`); each
+    call returns the image rows it completed (with a lag of one iMCU row: the
+    up-sampler's context), all of them once the last iMCU row has been fed.
 
     Args:
         geo: the frame's :func:`geometry`.
         qtables: ``[C, 64]`` natural-order quantization tables (1..65535).
         color: "gray", "ycbcr" or "rgb" (the components' colour space; YCbCr
             is converted to RGB).
-        out: uint8 output, ``[H, W, C]`` (``planar=False``) or ``[C, H, W]``;
-            allocated when None.
+        out: uint8 output for the whole image, ``[H, W, C]`` (``planar=False``)
+            or ``[C, H, W]``; allocated when None.
         fixed: ``[3, 2]`` int64 fixed-point YCbCr -> RGB constants (default JFIF's).
+        band: instead of a whole-image output, a band buffer for the rows of
+            at most ``band`` iMCU rows fed per call (``[H', W, C]``, planar not
+            allowed): the rows of each call are ``out[:y1 - y0]``, valid until
+            the next call. Memory is then independent of the image height.
     """
 
     def __init__(self, geo: Geometry, qtables: np.ndarray, color: str, *,
                  out: np.ndarray | None = None, planar: bool = False,
-                 fixed: np.ndarray | None = None) -> None:
+                 fixed: np.ndarray | None = None, band: int = 0) -> None:
         nc = geo.components
         if color not in COLORS or (color == "gray") != (nc == 1):
             raise ValueError(f"cannot decode {nc} component(s) as {color!r}")
@@ -208,10 +215,17 @@ class BandDecoder:
         self.color = COLORS[color]
         self.qt = np.ascontiguousarray(np.asarray(qtables).reshape(nc, 64), dtype=np.int32)
         self.fixed = YCBCR_TO_RGB_FIXED if fixed is None else np.asarray(fixed, dtype=np.int64)
+        self.band = band
+        if band:
+            if planar or out is not None:
+                raise ValueError("a band decoder writes [rows, W, C] bands of its own")
+            rows = min(geo.height, (band + 1) * 8 * geo.vmax)
+            out = np.empty((rows, geo.width, nc), dtype=np.uint8)
         shape = (nc, geo.height, geo.width) if planar else (geo.height, geo.width, nc)
         if out is None:
             out = np.empty(shape, dtype=np.uint8)
-        elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        elif not band and (out.shape != shape or out.dtype != np.uint8
+                           or not out.flags.c_contiguous):
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
         self.out = out
         wpad = int((geo.wib * 8).max())
@@ -219,16 +233,20 @@ class BandDecoder:
         self.ws = np.empty(64, dtype=np.int64)
         self.rowbuf = np.empty((nc, max(geo.width, wpad)), dtype=np.uint8)
         self.colsum = np.empty(wpad + 2, dtype=np.int32)
+        self.tmp = np.empty((3, geo.width), dtype=np.uint8)
         self.next_row = 0
 
     @staticmethod
-    def working_bytes(geo: Geometry) -> int:
-        """Bytes of the driver's own buffers (everything but coefficients and output)."""
+    def working_bytes(geo: Geometry, band: int = 0) -> int:
+        """Bytes of the driver's own buffers (everything but coefficients and a
+        whole-image output; a ``band`` decoder's band buffer included)."""
         wpad = int((geo.wib * 8).max())
         nc = geo.components
-        return nc * (16 * geo.vmax + 1) * wpad + nc * max(geo.width, wpad) + 4 * wpad + 1024
+        rows = min(geo.height, (band + 1) * 8 * geo.vmax) if band else 0
+        return (nc * (16 * geo.vmax + 1) * wpad + nc * max(geo.width, wpad) + 4 * wpad
+                + rows * geo.width * nc + 3 * geo.width + 1024)
 
-    def rows(self, coefs: tuple[np.ndarray, ...], first: int, count: int) -> None:
+    def rows(self, coefs: tuple[np.ndarray, ...], first: int, count: int) -> tuple[int, int]:
         """Decode iMCU rows ``first .. first + count - 1``.
 
         Args:
@@ -236,23 +254,35 @@ class BandDecoder:
                 blocks of iMCU rows ``first ...`` (``bx[c]`` blocks per row,
                 64 natural-order coefficients per block).
             first: must be the next row not yet fed.
+
+        Returns:
+            ``(y0, y1)``: the image rows completed by this call (in ``out[y0:y1]``,
+            or ``out[:y1 - y0]`` for a band decoder).
         """
         geo = self.geo
         if first != self.next_row or count < 0 or first + count > geo.imcu_rows:
             raise ValueError(f"iMCU rows must be fed in order: expected {self.next_row}, "
                              f"got {first}..{first + count - 1} of {geo.imcu_rows}")
+        if self.band and count > self.band:
+            raise ValueError(f"at most {self.band} iMCU rows per call")
         if len(coefs) != geo.components:
             raise ValueError("one coefficient array per component is required")
         dtypes = {a.dtype for a in coefs}
         if len(dtypes) != 1 or not all(a.ndim == 1 and a.flags.c_contiguous for a in coefs):
             raise ValueError("coefficients must be flat, contiguous and of one dtype")
+        rows_per = 8 * geo.vmax
+        last = first + count == geo.imcu_rows
+        y0 = min(max(first - 1, 0) * rows_per, geo.height)
+        y1 = geo.height if last else min(max(first + count - 1, 0) * rows_per, geo.height)
         padded = tuple(coefs) + (coefs[0],) * (3 - len(coefs))
         _decode_rows(padded, np.int64(first), np.int64(first), np.int64(first + count),
                      np.int64(geo.imcu_rows), geo.v, geo.bx, geo.wib, geo.hib, geo.cw, geo.ch,
                      geo.method, geo.hexp, geo.vexp, self.qt, np.int64(geo.height),
                      np.int64(geo.width), np.int64(geo.vmax), np.int64(self.color), self.fixed,
-                     self.samp, self.ws, self.rowbuf, self.colsum, self.out, self.planar)
+                     self.samp, self.ws, self.rowbuf, self.colsum, self.out,
+                     np.int64(y0 if self.band else 0), self.planar, self.tmp)
         self.next_row = first + count
+        return y0, y1
 
     @property
     def done(self) -> bool:

@@ -71,39 +71,54 @@ def upsample_row(method, hexp, vexp, t, cur, near, width, src_width,
         buf: uint8 output row. colsum: int32 work row (``src_width`` + 2).
     """
     last = src_width - 1
-    if method == H2V1_FANCY:
+    if method == H2V1_FANCY:  # src_width > 2
+        # interior pairs without edge tests (the loops vectorise); edges replicate
         pairs = width >> 1
-        for x in range(pairs):
+        s0 = np.int32(cur[0])
+        buf[0] = s0
+        if pairs > 0:
+            buf[1] = (3 * s0 + np.int32(cur[1]) + 2) >> 2
+        inner = min(pairs, last)
+        for x in range(1, inner):
             s = 3 * np.int32(cur[x])
-            prv = np.int32(cur[x - 1]) if x > 0 else np.int32(cur[x])
-            nxt = np.int32(cur[x + 1]) if x < last else np.int32(cur[x])
-            buf[2 * x] = (s + prv + 1) >> 2
-            buf[2 * x + 1] = (s + nxt + 2) >> 2
-        if width & 1:
+            buf[2 * x] = (s + np.int32(cur[x - 1]) + 1) >> 2
+            buf[2 * x + 1] = (s + np.int32(cur[x + 1]) + 2) >> 2
+        for x in range(max(inner, 1), pairs):  # x == last
+            s = 3 * np.int32(cur[x])
+            buf[2 * x] = (s + np.int32(cur[x - 1]) + 1) >> 2
+            buf[2 * x + 1] = (s + np.int32(cur[x]) + 2) >> 2
+        if width & 1 and pairs > 0:
             x = pairs
-            prv = np.int32(cur[x - 1]) if x > 0 else np.int32(cur[x])
-            buf[2 * x] = (3 * np.int32(cur[x]) + prv + 1) >> 2
+            buf[2 * x] = (3 * np.int32(cur[x]) + np.int32(cur[x - 1]) + 1) >> 2
     elif method == H1V2_FANCY:
-        bias = 1 if t == 0 else 2
+        bias = np.int32(1 if t == 0 else 2)
         for x in range(width):
             buf[x] = (3 * np.int32(cur[x]) + np.int32(near[x]) + bias) >> 2
-    elif method == H2V2_FANCY:
+    elif method == H2V2_FANCY:  # src_width > 2
         for x in range(src_width):
             colsum[x] = 3 * np.int32(cur[x]) + np.int32(near[x])
         pairs = width >> 1
-        for x in range(pairs):
+        c0 = colsum[0]
+        buf[0] = (4 * c0 + 8) >> 4
+        if pairs > 0:
+            buf[1] = (3 * c0 + colsum[1] + 7) >> 4
+        inner = min(pairs, last)
+        for x in range(1, inner):
             s = 3 * colsum[x]
-            prv = colsum[x - 1] if x > 0 else colsum[x]
-            nxt = colsum[x + 1] if x < last else colsum[x]
-            buf[2 * x] = (s + prv + 8) >> 4
-            buf[2 * x + 1] = (s + nxt + 7) >> 4
-        if width & 1:
+            buf[2 * x] = (s + colsum[x - 1] + 8) >> 4
+            buf[2 * x + 1] = (s + colsum[x + 1] + 7) >> 4
+        for x in range(max(inner, 1), pairs):  # x == last
+            s = 3 * colsum[x]
+            buf[2 * x] = (s + colsum[x - 1] + 8) >> 4
+            buf[2 * x + 1] = (s + colsum[x] + 7) >> 4
+        if width & 1 and pairs > 0:
             x = pairs
-            prv = colsum[x - 1] if x > 0 else colsum[x]
-            buf[2 * x] = (3 * colsum[x] + prv + 8) >> 4
+            buf[2 * x] = (3 * colsum[x] + colsum[x - 1] + 8) >> 4
     elif method == REPLICATE:
-        for x in range(width):
-            buf[x] = cur[x // hexp]
+        if hexp == 1:
+            buf[:width] = cur[:width]
+        else:
+            for x in range(width):
+                buf[x] = cur[x // hexp]
     else:
-        for x in range(width):
-            buf[x] = cur[x]
+        buf[:width] = cur[:width]
