@@ -83,8 +83,11 @@ _C, _A, _CT, _POS, _MARKER, _EOF = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True, nogil=True)
-def _decode_bit(data, state, bins, row, index, aritab):  # pragma: no cover - compiled
-    """Decode one binary decision with the adaptive context ``bins[row, index]``."""
+def _renormalize(data, state):  # pragma: no cover - compiled
+    """Renormalization and data input (T.81 D.2.6; libjpeg's loop at the top of
+    ``arith_decode``): shift ``A`` (and the code register) until ``A >= 0x8000``,
+    reading bytes as needed. Kept out of line: with well-predicted decisions it
+    runs rarely, and the inline part of :func:`_decode_bit` stays small."""
     c = state[_C]
     a = state[_A]
     ct = state[_CT]
@@ -124,32 +127,40 @@ def _decode_bit(data, state, bins, row, index, aritab):  # pragma: no cover - co
                 if ct == 0:
                     a = np.int64(0x8000)  # got the two initial bytes
         a <<= 1
-    sv = np.int64(bins[row, index])
-    entry = aritab[sv & 0x7F]
-    nl = entry & 0xFF
-    nm = (entry >> 8) & 0xFF
-    qe = entry >> 16
-    temp = a - qe
-    a = temp
-    temp <<= ct
-    if c >= temp:
-        c -= temp
-        if a < qe:  # conditional exchange
-            a = qe
-            bins[row, index] = (sv & 0x80) ^ nm
-        else:
-            a = qe
-            bins[row, index] = (sv & 0x80) ^ nl
-            sv ^= 0x80
-    elif a < 0x8000:
-        if a < qe:
-            bins[row, index] = (sv & 0x80) ^ nl
-            sv ^= 0x80
-        else:
-            bins[row, index] = (sv & 0x80) ^ nm
     state[_C] = c
     state[_A] = a
     state[_CT] = ct
+
+
+@njit(inline="always")
+def _decode_bit(data, state, bins, row, index, aritab):  # pragma: no cover - compiled
+    """Decode one binary decision with the adaptive context ``bins[row, index]``."""
+    if state[_A] < 0x8000:
+        _renormalize(data, state)
+    c = state[_C]
+    a = state[_A]
+    ct = state[_CT]
+    sv = np.int64(bins[row, index])
+    entry = aritab[sv & 0x7F]
+    qe = entry >> 16
+    a -= qe
+    temp = a << ct
+    if c >= temp:
+        c -= temp
+        if a < qe:  # conditional exchange
+            bins[row, index] = (sv & 0x80) ^ ((entry >> 8) & 0xFF)
+        else:
+            bins[row, index] = (sv & 0x80) ^ (entry & 0xFF)
+            sv ^= 0x80
+        a = qe
+        state[_C] = c
+    elif a < 0x8000:
+        if a < qe:
+            bins[row, index] = (sv & 0x80) ^ (entry & 0xFF)
+            sv ^= 0x80
+        else:
+            bins[row, index] = (sv & 0x80) ^ ((entry >> 8) & 0xFF)
+    state[_A] = a
     return sv >> 7
 
 

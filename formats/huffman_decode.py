@@ -427,6 +427,9 @@ def _decode_sequential(data, kind, ss, se, ah, al, restart_interval,
                     break
             restarts_to_go -= 1
         if short:  # out of data: leave the rest of the interval zero
+            if restart_interval == 0:  # ... which is the rest of the scan: stop here
+                done += mcu_end - mcu
+                break
             done += 1
             continue
         # ---- one MCU --------------------------------------------------------
@@ -544,6 +547,9 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                     break
             restarts_to_go -= 1
         if short:  # out of data: leave the rest of the interval zero
+            if restart_interval == 0:  # ... which is the rest of the scan: stop here
+                done += total - mcu
+                break
             done += 1
             continue
         # ---- one MCU --------------------------------------------------------

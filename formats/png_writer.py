@@ -104,8 +104,10 @@ def filter_rows(rows, prev, bpp, out, only):  # pragma: no cover - compiled
                     same = False
                     break
             if same:
-                out[r, 0] = 2
-                out[r, 1:] = 0
+                o = out[r]
+                o[0] = 2
+                for i in range(stride):  # (loops: numba copies through slices slowly)
+                    o[i + 1] = 0
                 continue
         if best < 0:
             best_sum = np.int64(1) << 62
@@ -119,7 +121,8 @@ def filter_rows(rows, prev, bpp, out, only):  # pragma: no cover - compiled
         o = out[r]
         o[0] = best
         if best == 0:
-            o[1:] = cur
+            for i in range(stride):
+                o[i + 1] = cur[i]
         elif best == 2:
             for i in range(stride):
                 o[i + 1] = cur[i] - up[i]
@@ -146,7 +149,9 @@ def filter_rows(rows, prev, bpp, out, only):  # pragma: no cover - compiled
                 pred = a if (pa <= pb) & (pa <= pc) else (b if pb <= pc else c)
                 o[i + 1] = np.int32(cur[i]) - pred
     if n:
-        prev[:] = rows[n - 1]
+        last = rows[n - 1]
+        for i in range(stride):
+            prev[i] = last[i]
 
 
 class PNGWriter:

@@ -37,7 +37,9 @@ Bounds on hostile input (all checked from the headers, before allocating):
 - work: every scan revisits its blocks, and arithmetic-coded (or EOB-run)
   data can make that nearly free in bytes, so the blocks visited by all scans
   together are limited to ``max(MAX_PASSES × blocks, MIN_WORK)`` (real
-  progressive files visit each block 4-12 times), besides ``MAX_SCANS``.
+  progressive files visit each block 4-10 times), besides ``MAX_SCANS``; a
+  Huffman scan that runs out of data stops there (the rest stays zero, as
+  libjpeg leaves it) instead of walking its remaining MCUs.
 """
 
 from __future__ import annotations
@@ -62,9 +64,12 @@ DEFAULT_MAX_MEMORY = 1 << 30
 pixel limit) progressive 4:4:4 file, whose coefficients (537 MB) and RGB
 output (268 MB) are the largest legitimate allocations at that limit."""
 
-MAX_PASSES = 64
+MAX_PASSES = 20
 """Scans may visit ``MAX_PASSES`` times the image's blocks in all (or ``MIN_WORK``
-blocks, whichever is more)."""
+blocks, whichever is more). libjpeg's own progressive script visits a block 4
+to 6 times, mozjpeg's and jpegtran's up to about 10; arithmetic-coded scans
+can cost ~100 ns per block visit even without data, so this bounds the time a
+small file can take (about 2 s at the default pixel limit)."""
 MIN_WORK = 1 << 25
 
 ALLOC_CHECK_BYTES = 16 << 20
@@ -105,6 +110,7 @@ class Reader(MarkerReader):
         self.color_space = ""
         self.work = 0
         self.work_limit = 0
+        self.total_blocks = 0
 
     # -- set-up ------------------------------------------------------------------
 
@@ -119,6 +125,7 @@ class Reader(MarkerReader):
             c.offset = total
             total += c.by * c.bx
         self.work_limit = max(MAX_PASSES * total, MIN_WORK)
+        self.total_blocks = total
         self.streamed = pixels and not self.multiple_scans
         blocks_per_row = sum(c.v * c.bx for c in self.comps)  # per iMCU row
         if self.streamed:
@@ -222,9 +229,9 @@ class Reader(MarkerReader):
         scan_blocks = mcus_per_row * mcu_rows * sum(h * v for h, v in zip(hs, vs, strict=True))
         self.work += scan_blocks
         if self.work > self.work_limit:
-            raise self.error(f"too much work: the scans so far visit {self.work} blocks of an "
-                             f"image of {self.work_limit // MAX_PASSES} (more than {MAX_PASSES} "
-                             "passes; a corrupt or malicious file)")
+            raise self.error(f"too many scans: they would visit {self.work} blocks of an image "
+                             f"of {self.total_blocks} (at most {self.work_limit}: "
+                             f"{MAX_PASSES} passes; a corrupt or malicious file)")
         # latch_quant_tables
         for c in comps:
             if self.latched[c.index] is None:

@@ -149,38 +149,59 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
         y1 = min(y0 + slot_rows, height)
         for y in range(y0, y1):
             t = y - y0
+            # the row of each component at full size: its own samples (1x1) or
+            # up-sampled into rowbuf; numba copies through slices slowly, so
+            # sources are passed around instead of copied
+            src0 = rowbuf[0]
+            src1 = rowbuf[1]
+            src2 = rowbuf[2]
             for c in range(nc):
                 rc = vs[c] * 8
                 i = t // vexp[c]
                 g = j * rc + i
                 m = method[c]
                 cur = samp[c, cur_base + i]
-                if m == FULLSIZE:
-                    rowbuf[c, :width] = cur[:width]
-                    continue
-                phase = t % vexp[c]
-                near = cur
-                if m == H1V2_FANCY or m == H2V2_FANCY:
-                    if phase == 0:
-                        if g > 0:
-                            near = samp[c, 0] if i == 0 else samp[c, cur_base + i - 1]
-                    elif g + 1 < ch[c]:
-                        near = samp[c, next_base] if i + 1 == rc else samp[c, cur_base + i + 1]
-                upsample_row(m, hexp[c], vexp[c], phase, cur, near, width, cw[c], rowbuf[c],
-                             colsum)
+                src = cur
+                if m != FULLSIZE:
+                    phase = t % vexp[c]
+                    near = cur
+                    if m == H1V2_FANCY or m == H2V2_FANCY:
+                        if phase == 0:
+                            if g > 0:
+                                near = samp[c, 0] if i == 0 else samp[c, cur_base + i - 1]
+                        elif g + 1 < ch[c]:
+                            near = (samp[c, next_base] if i + 1 == rc
+                                    else samp[c, cur_base + i + 1])
+                    src = rowbuf[c]
+                    upsample_row(m, hexp[c], vexp[c], phase, cur, near, width, cw[c], src,
+                                 colsum)
+                if c == 0:
+                    src0 = src
+                elif c == 1:
+                    src1 = src
+                else:
+                    src2 = src
             oy = y - out_row0
             if color == YCBCR:
-                ycc_rgb_row(rowbuf[0], rowbuf[1], rowbuf[2], width, fixed, out, oy, planar,
-                            tmp)
+                ycc_rgb_row(src0, src1, src2, width, fixed, out, oy, planar, tmp)
             elif planar:
                 for c in range(nc):
-                    out[c, oy, :width] = rowbuf[c, :width]
+                    src = src0 if c == 0 else (src1 if c == 1 else src2)
+                    dst = out[c, oy]
+                    for x in range(width):
+                        dst[x] = src[x]
             else:
+                pix = out[oy].reshape(width * nc)
                 for c in range(nc):
-                    out[oy, :width, c] = rowbuf[c, :width]
+                    src = src0 if c == 0 else (src1 if c == 1 else src2)
+                    for x in range(width):
+                        pix[x * nc + c] = src[x]
         if j + 1 < nrows:  # the context row above the next iMCU row
             for c in range(nc):
-                samp[c, 0, :] = samp[c, cur_base + vs[c] * 8 - 1, :]
+                dst = samp[c, 0]
+                src = samp[c, cur_base + vs[c] * 8 - 1]
+                for x in range(dst.shape[0]):
+                    dst[x] = src[x]
 
 
 class BandDecoder:
@@ -231,7 +252,7 @@ class BandDecoder:
         wpad = int((geo.wib * 8).max())
         self.samp = np.empty((nc, 16 * geo.vmax + 1, wpad), dtype=np.uint8)
         self.ws = np.empty(64, dtype=np.int64)
-        self.rowbuf = np.empty((nc, max(geo.width, wpad)), dtype=np.uint8)
+        self.rowbuf = np.empty((3, max(geo.width, wpad)), dtype=np.uint8)
         self.colsum = np.empty(wpad + 2, dtype=np.int32)
         self.tmp = np.empty((3, geo.width), dtype=np.uint8)
         self.next_row = 0
@@ -243,7 +264,7 @@ class BandDecoder:
         wpad = int((geo.wib * 8).max())
         nc = geo.components
         rows = min(geo.height, (band + 1) * 8 * geo.vmax) if band else 0
-        return (nc * (16 * geo.vmax + 1) * wpad + nc * max(geo.width, wpad) + 4 * wpad
+        return (nc * (16 * geo.vmax + 1) * wpad + 3 * max(geo.width, wpad) + 4 * wpad
                 + rows * geo.width * nc + 3 * geo.width + 1024)
 
     def rows(self, coefs: tuple[np.ndarray, ...], first: int, count: int) -> tuple[int, int]:

@@ -116,9 +116,11 @@ def upsample_row(method, hexp, vexp, t, cur, near, width, src_width,
             buf[2 * x] = (3 * colsum[x] + colsum[x - 1] + 8) >> 4
     elif method == REPLICATE:
         if hexp == 1:
-            buf[:width] = cur[:width]
+            for x in range(width):
+                buf[x] = cur[x]
         else:
             for x in range(width):
                 buf[x] = cur[x // hexp]
-    else:
-        buf[:width] = cur[:width]
+    else:  # numba copies through slices slowly
+        for x in range(width):
+            buf[x] = cur[x]
