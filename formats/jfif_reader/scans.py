@@ -51,6 +51,7 @@ import numpy as np
 from .markers import (
     ARITH_SOF,
     MAX_BLOCKS_IN_MCU,
+    MAX_SCANS,
     PROGRESSIVE_SOF,
     Component,
     MarkerReader,
@@ -191,6 +192,38 @@ class Reader(MarkerReader):
                              f"bytes of entropy-coded data cannot hold the {blocks} blocks of "
                              f"a {self.width}x{self.height} image)")
 
+    def planned_work(self, pos: int, first: int) -> int:
+        """Blocks visited by the first scan (``first``) and by every later one,
+        found by walking the SOS headers after ``pos`` without decoding (a
+        malformed file may end the walk early; the running count still holds)."""
+        data, n = self.data, self.n
+        total = first
+        scans = 1
+        by_id = {c.cid: c for c in self.comps}
+        while scans <= MAX_SCANS:
+            pos = self.skip_entropy(pos)
+            if pos + 4 > n:
+                break
+            marker = data[pos + 1]
+            if marker == 0xD9:
+                break
+            if 0xD0 <= marker <= 0xD8 or marker == 0x01:
+                pos += 2
+                continue
+            length = (data[pos + 2] << 8) | data[pos + 3]
+            if marker == 0xDA and length >= 3:
+                ns = data[pos + 4]
+                comps = [by_id.get(data[pos + 5 + 2 * i]) for i in range(ns)
+                         if pos + 5 + 2 * i < n]
+                comps = [c for c in comps if c is not None]
+                if len(comps) == 1:
+                    total += comps[0].wib * comps[0].hib
+                elif comps:
+                    total += self.mcu_rows * self.mcu_cols * sum(c.h * c.v for c in comps)
+                scans += 1
+            pos += 2 + max(length, 2)
+        return total
+
     def derive(self, is_dc: bool, slot: int) -> Any:
         from ..huffman_decode import HuffmanTableError, derive_table
 
@@ -227,6 +260,14 @@ class Reader(MarkerReader):
             mcus_per_row, mcu_rows, imcu_div = self.mcu_cols, self.mcu_rows, 1
             hs, vs = [c.h for c in comps], [c.v for c in comps]
         scan_blocks = mcus_per_row * mcu_rows * sum(h * v for h, v in zip(hs, vs, strict=True))
+        if not self.scans and self.multiple_scans:
+            # all the file's scans, from their headers: refuse now rather than
+            # after decoding the first MAX_PASSES of them
+            planned = self.planned_work(pos, scan_blocks)
+            if planned > self.work_limit:
+                raise self.error(f"too many scans: they would visit {planned} blocks of an "
+                                 f"image of {self.total_blocks} (at most {self.work_limit}: "
+                                 f"{MAX_PASSES} passes; a corrupt or malicious file)")
         self.work += scan_blocks
         if self.work > self.work_limit:
             raise self.error(f"too many scans: they would visit {self.work} blocks of an image "
