@@ -83,14 +83,13 @@ _C, _A, _CT, _POS, _MARKER, _EOF = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True, nogil=True)
-def _renormalize(data, state):  # pragma: no cover - compiled
+def _renormalize(data, state, c, a, ct):  # pragma: no cover - compiled
     """Renormalization and data input (T.81 D.2.6; libjpeg's loop at the top of
-    ``arith_decode``): shift ``A`` (and the code register) until ``A >= 0x8000``,
-    reading bytes as needed. Kept out of line: with well-predicted decisions it
-    runs rarely, and the inline part of :func:`_decode_bit` stays small."""
-    c = state[_C]
-    a = state[_A]
-    ct = state[_CT]
+    ``arith_decode``): shift ``A`` (and the code register ``C``) until
+    ``A >= 0x8000``, reading bytes as needed; returns ``(c, a, ct)``. Kept out
+    of line: with well-predicted decisions it runs rarely, and the inline part
+    of :func:`_decide` stays small. The byte reader's position, marker and
+    end-of-data flag live in ``state``."""
     while a < 0x8000:
         ct -= 1
         if ct < 0:
@@ -127,19 +126,18 @@ def _renormalize(data, state):  # pragma: no cover - compiled
                 if ct == 0:
                     a = np.int64(0x8000)  # got the two initial bytes
         a <<= 1
-    state[_C] = c
-    state[_A] = a
-    state[_CT] = ct
+    return c, a, ct
 
 
 @njit(inline="always")
-def _decode_bit(data, state, bins, row, index, aritab):  # pragma: no cover - compiled
-    """Decode one binary decision with the adaptive context ``bins[row, index]``."""
-    if state[_A] < 0x8000:
-        _renormalize(data, state)
-    c = state[_C]
-    a = state[_A]
-    ct = state[_CT]
+def _decide(data, state, bins, row, index, aritab, c, a, ct):  # pragma: no cover - compiled
+    """Decode one binary decision with the adaptive context ``bins[row, index]``.
+
+    The coder's registers travel as ``(c, a, ct)`` (locals of the kernel, kept
+    in machine registers): returns ``(bit, c, a, ct)``.
+    """
+    if a < 0x8000:
+        c, a, ct = _renormalize(data, state, c, a, ct)
     sv = np.int64(bins[row, index])
     entry = aritab[sv & 0x7F]
     qe = entry >> 16
@@ -153,15 +151,13 @@ def _decode_bit(data, state, bins, row, index, aritab):  # pragma: no cover - co
             bins[row, index] = (sv & 0x80) ^ (entry & 0xFF)
             sv ^= 0x80
         a = qe
-        state[_C] = c
     elif a < 0x8000:
         if a < qe:
             bins[row, index] = (sv & 0x80) ^ (entry & 0xFF)
             sv ^= 0x80
         else:
             bins[row, index] = (sv & 0x80) ^ ((entry >> 8) & 0xFF)
-    state[_A] = a
-    return sv >> 7
+    return sv >> 7, c, a, ct
 
 
 # indices of the kernel state of a resumable scan (beside the coder's state vector)
@@ -245,6 +241,9 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
     n_bad = stats[ST_BAD_CODE]
     eof = stats[ST_EOF]
     done = stats[ST_MCUS_DONE]
+    c = state[_C]
+    a = state[_A]
+    ct = state[_CT]
     for mcu in range(mcu_start, mcu_end):
         mrow = mcu // mcus_per_row
         mcol = mcu - mrow * mcus_per_row
@@ -264,15 +263,15 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                         dc_context[ci] = 0
                     if kind == SEQUENTIAL or kind == AC_FIRST or kind == AC_REFINE:
                         bins[16 + comp_ac[ci], :] = 0
-                state[_C] = 0
-                state[_A] = 0
-                state[_CT] = -16
+                c = np.int64(0)
+                a = np.int64(0)
+                ct = np.int64(-16)
                 restarts_to_go = restart_interval
                 if strict and (stats[ST_EXTRANEOUS] or stats[ST_RESYNC] or eof):
                     break
             restarts_to_go -= 1
         done += 1
-        if state[_CT] == -1 and kind != DC_REFINE:
+        if ct == -1 and kind != DC_REFINE:
             continue  # after a bad code, nothing until the next restart
         bad = False
         for ci in range(n_comp):
@@ -280,27 +279,34 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
             hh = comp_h[ci]
             vv = comp_v[ci]
             dtab = comp_dc[ci]
-            atab = comp_ac[ci]
+            arow = 16 + comp_ac[ci]
             for yy in range(vv):
                 for xx in range(hh):
                     base = comp_off[ci] + (((mrow - row_origin) * vv + yy) * bx
                                            + mcol * hh + xx) * 64
                     if kind == DC_REFINE:
-                        if _decode_bit(data, state, bins, FIXED_ROW, 0, aritab):
+                        bit, c, a, ct = _decide(data, state, bins, FIXED_ROW, 0, aritab, c, a, ct)
+                        if bit:
                             v = coefs[base] | p1
                             coefs[base] = ((v + 32768) & 0xFFFF) - 32768
                         continue
                     if kind == SEQUENTIAL or kind == DC_FIRST:
                         s0 = dc_context[ci]
-                        if _decode_bit(data, state, bins, dtab, s0, aritab) == 0:
+                        bit, c, a, ct = _decide(data, state, bins, dtab, s0, aritab, c, a, ct)
+                        if bit == 0:
                             dc_context[ci] = 0
                         else:
-                            sign = _decode_bit(data, state, bins, dtab, s0 + 1, aritab)
+                            sign, c, a, ct = _decide(data, state, bins, dtab, s0 + 1, aritab,
+                                                     c, a, ct)
                             st = s0 + 2 + sign
-                            m = _decode_bit(data, state, bins, dtab, st, aritab)
+                            m, c, a, ct = _decide(data, state, bins, dtab, st, aritab, c, a, ct)
                             if m != 0:
                                 st = 20
-                                while _decode_bit(data, state, bins, dtab, st, aritab):
+                                while True:
+                                    bit, c, a, ct = _decide(data, state, bins, dtab, st, aritab,
+                                                            c, a, ct)
+                                    if bit == 0:
+                                        break
                                     m <<= 1
                                     if m == 0x8000:
                                         bad = True
@@ -318,7 +324,9 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                             st += 14
                             m >>= 1
                             while m:
-                                if _decode_bit(data, state, bins, dtab, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, dtab, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     v |= m
                                 m >>= 1
                             v += 1
@@ -334,9 +342,14 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                         kend = np.int64(63) if kind == SEQUENTIAL else se
                         while k <= kend:
                             st = 3 * (k - 1)
-                            if _decode_bit(data, state, bins, 16 + atab, st, aritab):
+                            bit, c, a, ct = _decide(data, state, bins, arow, st, aritab, c, a, ct)
+                            if bit:
                                 break  # end of block
-                            while _decode_bit(data, state, bins, 16 + atab, st + 1, aritab) == 0:
+                            while True:
+                                bit, c, a, ct = _decide(data, state, bins, arow, st + 1, aritab,
+                                                        c, a, ct)
+                                if bit != 0:
+                                    break
                                 st += 3
                                 k += 1
                                 if k > kend:
@@ -344,14 +357,21 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                                     break
                             if bad:
                                 break
-                            sign = _decode_bit(data, state, bins, FIXED_ROW, 0, aritab)
+                            sign, c, a, ct = _decide(data, state, bins, FIXED_ROW, 0, aritab,
+                                                     c, a, ct)
                             st += 2
-                            m = _decode_bit(data, state, bins, 16 + atab, st, aritab)
+                            m, c, a, ct = _decide(data, state, bins, arow, st, aritab, c, a, ct)
                             if m != 0:
-                                if _decode_bit(data, state, bins, 16 + atab, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, arow, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     m <<= 1
-                                    st = 189 if k <= ac_k[atab] else 217
-                                    while _decode_bit(data, state, bins, 16 + atab, st, aritab):
+                                    st = 189 if k <= ac_k[arow - 16] else 217
+                                    while True:
+                                        bit, c, a, ct = _decide(data, state, bins, arow, st,
+                                                                aritab, c, a, ct)
+                                        if bit == 0:
+                                            break
                                         m <<= 1
                                         if m == 0x8000:
                                             bad = True
@@ -363,7 +383,9 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                             st += 14
                             m >>= 1
                             while m:
-                                if _decode_bit(data, state, bins, 16 + atab, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, arow, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     v |= m
                                 m >>= 1
                             v += 1
@@ -383,21 +405,26 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                         while k <= se:
                             st = 3 * (k - 1)
                             if k > kex:
-                                if _decode_bit(data, state, bins, 16 + atab, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, arow, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     break
                             while True:
                                 idx = base + natural[k]
                                 cv = coefs[idx]
                                 if cv != 0:
-                                    if _decode_bit(data, state, bins, 16 + atab, st + 2, aritab):
+                                    bit, c, a, ct = _decide(data, state, bins, arow, st + 2,
+                                                            aritab, c, a, ct)
+                                    if bit:
                                         cv = cv + m1 if cv < 0 else cv + p1
                                         coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
                                     break
-                                if _decode_bit(data, state, bins, 16 + atab, st + 1, aritab):
-                                    if _decode_bit(data, state, bins, FIXED_ROW, 0, aritab):
-                                        coefs[idx] = m1
-                                    else:
-                                        coefs[idx] = p1
+                                bit, c, a, ct = _decide(data, state, bins, arow, st + 1, aritab,
+                                                        c, a, ct)
+                                if bit:
+                                    bit, c, a, ct = _decide(data, state, bins, FIXED_ROW, 0,
+                                                            aritab, c, a, ct)
+                                    coefs[idx] = m1 if bit else p1
                                     break
                                 st += 3
                                 k += 1
@@ -415,9 +442,12 @@ def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mc
                 break
         if bad:
             n_bad += 1
-            state[_CT] = -1  # libjpeg: skip the rest of the restart interval
+            ct = np.int64(-1)  # libjpeg: skip the rest of the restart interval
             if strict:
                 break
+    state[_C] = c
+    state[_A] = a
+    state[_CT] = ct
     stats[ST_POS] = state[_POS]
     stats[ST_MARKER] = state[_MARKER]
     stats[ST_EOF] = state[_EOF] | eof
