@@ -26,6 +26,7 @@ from ._common import (
     read_input,
     run_batch,
     warn,
+    write_output,
 )
 
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
@@ -94,13 +95,29 @@ def _container_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def recompressed(data: bytes) -> bool:
+    """Whether ``data`` is a .jtc container of a losslessly recompressed JPEG."""
+    try:
+        module = importlib.import_module(CONTAINER_MODULE)
+    except ImportError:
+        return False
+    codec_of = getattr(module, "container_codec", None)
+    codec = getattr(module, "RECOMPRESS_CODEC", None)
+    return codec_of is not None and codec is not None and codec_of(data) == codec
+
+
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
                  model: str | None = None, max_memory: int | None = None) -> Any:
     """Decode file bytes by their magic number: uint8 ``[H, W, C]`` numpy array.
 
     JPEG files take the torch-free path (:func:`decode_jpeg_array`); .jtc
-    files the learned codec (torch).
+    files of recompressed JPEGs are restored first; other .jtc files go to the
+    learned codec (torch).
     """
+    if recompressed(data):
+        from jpegtorch.recompress import restore_jpeg
+
+        data = restore_jpeg(data, max_pixels=max_pixels)
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg_array
 
@@ -239,12 +256,16 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     gray or colour, any sampling. Files are recognised by their content, not
     their extension: .jtc files of the learned codec are decoded too.
     A corrupt file fails (exit status 1, no output) unless --lenient.
+    A .jtc of a recompressed JPEG (jtorch encode --codec recompress) gives
+    the original JPEG file back, byte for byte, when the output is a JPEG
+    (-o photo.jpg, or --format jpg), and its pixels otherwise.
 
     \b
     Examples:
       jtorch decode photo.jpg -o photo.png
       jtorch decode *.jpg -o out/ --format bmp
       cat photo.jpg | jtorch decode - -o - > photo.png
+      jtorch decode photo.jtc -o photo.jpg
     """
     if inputs.count(STDIO) > 1:
         raise click.UsageError("stdin ('-') can be read only once")
@@ -264,6 +285,13 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
         name = "<stdin>" if src == STDIO else src
         data = read_input(src)
         target = outputs[index]
+        if recompressed(data):
+            from jpegtorch.recompress import restore_jpeg
+
+            data = restore_jpeg(data, max_pixels=max_pixels or None)
+            if formats[target] == "JPEG":  # the original file, byte for byte
+                write_output(target, data, inputs=list(inputs), no_clobber=no_clobber)
+                return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if formats[target] == "PNG" and data.startswith(JPEG_MAGIC):
