@@ -31,6 +31,7 @@ imported until something is decoded.
 
 from __future__ import annotations
 
+from .api import _read as _read  # the reader after its run, for jpegtorch.recompress
 from .api import decode_jpeg, decode_jpeg_array, decode_jpeg_rows, read_coefficients
 from .info import (
     ComponentInfo,
@@ -45,7 +46,7 @@ from .info import (
 from .markers import DEFAULT_MAX_PIXELS, JPEGWarning, MarkerReader
 from .scans import DEFAULT_MAX_MEMORY, Reader
 
-_Reader = Reader  # the name tests and tools have used
+_Reader = Reader  # the names tests and tools (jpegtorch.recompress) have used
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",

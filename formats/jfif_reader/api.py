@@ -50,8 +50,11 @@ def _as_bytes(data: Any, name: str | None) -> tuple[bytes, str | None]:
                     f"{type(data).__name__}")
 
 
-def _read(data: Any, *, lenient: bool, max_pixels: int | None, max_memory: int | None,
-          name: str | None, want: str, planar: bool = False, sink: Any = None) -> Reader:
+def _read(data: Any, *, lenient: bool, max_pixels: int | None, name: str | None,
+          max_memory: int | None = DEFAULT_MAX_MEMORY, want: str = "coefficients",
+          planar: bool = False, sink: Any = None) -> Reader:
+    """Parse and decode ``data`` (the reader after its run: ``coefs``, ``comps`` with
+    ``offset`` in coefficients, ``scans``, ...), for tools built on the reader."""
     raw, name = _as_bytes(data, name)
     reader = Reader(raw, name=name, lenient=lenient, max_pixels=max_pixels, decode=True,
                     max_memory=max_memory, want=want, planar=planar, sink=sink)

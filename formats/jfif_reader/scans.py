@@ -123,7 +123,7 @@ class Reader(MarkerReader):
             self.check_pixels_supported()
         total = 0
         for c in self.comps:
-            c.offset = total
+            c.offset = total * 64  # in coefficients, into the whole-image array
             total += c.by * c.bx
         self.work_limit = max(MAX_PASSES * total, MIN_WORK)
         self.total_blocks = total
@@ -318,7 +318,7 @@ class Reader(MarkerReader):
             self.check_data(pos, kind, scan_blocks)
         i64 = np.int64
         buf = np.frombuffer(self.data, dtype=np.uint8)
-        offsets = [c.offset * 64 for c in comps]
+        offsets = [c.offset for c in comps]
         if self.streamed:
             offsets = [0] * ns
             for i in range(1, ns):
@@ -465,7 +465,7 @@ class Reader(MarkerReader):
     def component_blocks(self) -> list[np.ndarray]:
         """Per component, ``[by, bx, 64]`` int16 views of the coefficient array."""
         assert self.coefs is not None and not self.streamed
-        return [self.coefs[c.offset * 64 : (c.offset + c.by * c.bx) * 64].reshape(c.by, c.bx, 64)
+        return [self.coefs[c.offset : c.offset + c.by * c.bx * 64].reshape(c.by, c.bx, 64)
                 for c in self.comps]
 
     def coefficients(self) -> Coefficients:
