@@ -71,6 +71,8 @@ _NMPS = (
 )  # fmt: skip
 _SWITCH = frozenset((0, 14, 36, 64, 80, 88, 95, 105, 110, 112))
 FIXED_STATE = 113
+# bit length of 0..255, for the renormalization's shift count
+_BIT_LENGTH = np.array([int(i).bit_length() for i in range(256)], dtype=np.int64)
 FIXED_ROW = 32  # the row of the statistics bins holding the fixed state
 
 # packed as libjpeg packs it: Qe << 16 | Next_MPS << 8 | Switch << 7 | Next_LPS
@@ -89,8 +91,17 @@ def _renormalize(data, state, c, a, ct):  # pragma: no cover - compiled
     ``A >= 0x8000``, reading bytes as needed; returns ``(c, a, ct)``. Kept out
     of line: with well-predicted decisions it runs rarely, and the inline part
     of :func:`_decide` stays small. The byte reader's position, marker and
-    end-of-data flag live in ``state``."""
+    end-of-data flag live in ``state``. Shifts that need no new byte are made
+    at once (a table of bit lengths), not one bit per iteration."""
     while a < 0x8000:
+        if a > 0 and ct > 0:  # shift as far as possible without reading a byte
+            top = a >> 8
+            need = 8 - _BIT_LENGTH[top] if top else 16 - _BIT_LENGTH[a]
+            if need > ct:
+                need = ct
+            a <<= need
+            ct -= need
+            continue
         ct -= 1
         if ct < 0:
             byte = np.int64(0)
