@@ -170,6 +170,38 @@ def stream_png(data: bytes, target: str, *, lenient: bool, max_pixels: int | Non
             handle.write(out.getvalue())
 
 
+class _PillowSink:
+    """Rows from :func:`decode_jpeg_rows` pasted into a Pillow image, band by band."""
+
+    def __init__(self) -> None:
+        self.image: Any = None
+        self.y = 0
+
+    def begin(self, height: int, width: int, channels: int) -> None:
+        from PIL import Image
+
+        self.mode = "L" if channels == 1 else "RGB"
+        self.image = Image.new(self.mode, (width, height))
+
+    def write(self, rows: Any) -> None:
+        from PIL import Image
+
+        n, width = rows.shape[:2]
+        strip = Image.frombuffer(self.mode, (width, n), rows.tobytes(), "raw", self.mode, 0, 1)
+        self.image.paste(strip, (0, self.y))
+        self.y += n
+
+
+def decode_to_pillow(data: bytes, *, lenient: bool, max_pixels: int | None,
+                     max_memory: int | None) -> Any:
+    """A JPEG decoded into a Pillow image without a whole-image array of our own."""
+    from jpegtorch.formats.jfif_reader import decode_jpeg_rows
+
+    sink = _PillowSink()
+    decode_jpeg_rows(data, sink, lenient=lenient, max_pixels=max_pixels, max_memory=max_memory)
+    return sink.image
+
+
 def write_image(array: Any, target: str, fmt: str, *, inputs: list[str],
                 no_clobber: bool, png_level: int = 1) -> None:
     """Write uint8 ``[H, W, C]`` pixels with Pillow (atomically; ``-`` = stdout)."""
@@ -177,10 +209,15 @@ def write_image(array: Any, target: str, fmt: str, *, inputs: list[str],
 
     if array.shape[2] == 1:
         array = array[:, :, 0]
-    # Pillow copies the pixels once (its own image memory) and encodes straight
-    # into the atomic output file, without a second buffer
+    # Pillow copies the pixels once (its own image memory)
     image = Image.fromarray(array)
     del array
+    save_image(image, target, fmt, inputs=inputs, no_clobber=no_clobber, png_level=png_level)
+
+
+def save_image(image: Any, target: str, fmt: str, *, inputs: list[str], no_clobber: bool,
+               png_level: int = 1) -> None:
+    """Save a Pillow image straight into the atomic output file (``-`` = stdout)."""
     try:
         with atomic_output(target, inputs=inputs, no_clobber=no_clobber) as handle:
             # stdout may be a pipe: formats such as TIFF need to seek
@@ -294,12 +331,19 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
                 return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            array = None
             if formats[target] == "PNG" and data.startswith(JPEG_MAGIC):
                 # JPEG -> PNG band by band: the whole image is never in memory
                 stream_png(data, target, lenient=lenient, max_pixels=max_pixels or None,
                            max_memory=max_memory or None, inputs=list(inputs),
                            no_clobber=no_clobber, level=png_level)
-                array = None
+            elif data.startswith(JPEG_MAGIC):
+                # other formats: bands pasted into Pillow's own image (one copy in all)
+                image = decode_to_pillow(data, lenient=lenient,
+                                         max_pixels=max_pixels or None,
+                                         max_memory=max_memory or None)
+                save_image(image, target, formats[target], inputs=list(inputs),
+                           no_clobber=no_clobber, png_level=png_level)
             else:
                 array = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
                                      model=model, max_memory=max_memory or None)
