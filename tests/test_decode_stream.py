@@ -137,3 +137,18 @@ def test_cli_strict_failure_after_some_rows_leaves_nothing(tmp_path: Path) -> No
     assert result.exit_code == 1
     assert "corrupt" in result.output.lower()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg"]
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".ppm", ".tif"])
+def test_cli_other_formats_get_the_same_pixels(monkeypatch, tmp_path: Path, suffix: str) -> None:
+    """Formats Pillow writes: bands pasted into Pillow's image (several bands here)."""
+    monkeypatch.setattr(reader_scans, "BAND_BLOCKS", 40)
+    image = synthetic(157, 93, seed=6)
+    for name, data in (("c.jpg", pillow_jpeg(image, 75)),
+                       ("g.jpg", pillow_jpeg(image[..., 2], 75)),
+                       ("p.jpg", pillow_jpeg(image, 75, progressive=True))):
+        (tmp_path / name).write_bytes(data)
+        out = tmp_path / (name + suffix)
+        result = CliRunner().invoke(cli, ["decode", str(tmp_path / name), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        np.testing.assert_array_equal(np.asarray(Image.open(out)), pillow_decode(data))
