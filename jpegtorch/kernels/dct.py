@@ -110,66 +110,73 @@ def _limit(x):  # pragma: no cover - compiled
     return x
 
 
-@njit(inline="always")
-def idct_block(coefs, base, qt, ws, out, offset, stride):  # pragma: no cover - compiled
-    """Dequantize + islow IDCT + range limit of one block into ``out``.
+@njit(nogil=True)
+def idct_block_row(coefs, base, count, qt, ws, out, offset, stride):  # pragma: no cover
+    """Dequantize + islow IDCT + range limit of ``count`` consecutive blocks.
 
     Args:
-        coefs: int16 (or any integer) flat array; the block's 64 natural-order
-            coefficients start at ``base``.
+        coefs: int16 (or any integer) flat array; block ``j``'s 64 natural-order
+            coefficients start at ``base + 64 j``.
         qt: ``[64]`` int32 natural-order quantization table.
         ws: ``[64]`` int64 workspace.
-        out: flat uint8 plane with rows of ``stride`` samples; the block's
-            row ``r`` goes to ``out[offset + r * stride : ... + 8]`` (flat
-            indexing: numba's 2-D indexing is several times slower here).
+        out: flat uint8 plane with rows of ``stride`` samples; row ``r`` of
+            block ``j`` goes to ``out[offset + r * stride + 8 j : ... + 8]``.
+
+    One call per block row, the block's code written out in the loop: numba
+    reference-counts every array handed to a function, even an inlined one,
+    which cost more than the transform of a sparse block.
     """
-    # pass 1: columns -> ws (DESCALE by IDCT_SHIFT1)
-    for c in range(8):
-        x0 = np.int64(coefs[base + c]) * qt[c]
-        if (coefs[base + 8 + c] == 0 and coefs[base + 16 + c] == 0 and coefs[base + 24 + c] == 0
-                and coefs[base + 32 + c] == 0 and coefs[base + 40 + c] == 0
-                and coefs[base + 48 + c] == 0 and coefs[base + 56 + c] == 0):
-            dc = x0 << PASS1_BITS
-            for r in range(8):
-                ws[r * 8 + c] = dc
-            continue
-        o0, o1, o2, o3, o4, o5, o6, o7 = idct_1d(
-            x0,
-            np.int64(coefs[base + 8 + c]) * qt[8 + c],
-            np.int64(coefs[base + 16 + c]) * qt[16 + c],
-            np.int64(coefs[base + 24 + c]) * qt[24 + c],
-            np.int64(coefs[base + 32 + c]) * qt[32 + c],
-            np.int64(coefs[base + 40 + c]) * qt[40 + c],
-            np.int64(coefs[base + 48 + c]) * qt[48 + c],
-            np.int64(coefs[base + 56 + c]) * qt[56 + c])
-        ws[c] = (o0 + _IR1) >> IDCT_SHIFT1
-        ws[8 + c] = (o1 + _IR1) >> IDCT_SHIFT1
-        ws[16 + c] = (o2 + _IR1) >> IDCT_SHIFT1
-        ws[24 + c] = (o3 + _IR1) >> IDCT_SHIFT1
-        ws[32 + c] = (o4 + _IR1) >> IDCT_SHIFT1
-        ws[40 + c] = (o5 + _IR1) >> IDCT_SHIFT1
-        ws[48 + c] = (o6 + _IR1) >> IDCT_SHIFT1
-        ws[56 + c] = (o7 + _IR1) >> IDCT_SHIFT1
-    # pass 2: rows -> samples (DESCALE by IDCT_SHIFT2, range limit)
-    for r in range(8):
-        w = r * 8
-        o = offset + r * stride
-        if (ws[w + 1] == 0 and ws[w + 2] == 0 and ws[w + 3] == 0 and ws[w + 4] == 0
-                and ws[w + 5] == 0 and ws[w + 6] == 0 and ws[w + 7] == 0):
-            v = _limit((ws[w] + _DR2) >> _DC2)
-            for c in range(8):
-                out[o + c] = v
-            continue
-        o0, o1, o2, o3, o4, o5, o6, o7 = idct_1d(
-            ws[w], ws[w + 1], ws[w + 2], ws[w + 3], ws[w + 4], ws[w + 5], ws[w + 6], ws[w + 7])
-        out[o] = _limit((o0 + _IR2) >> IDCT_SHIFT2)
-        out[o + 1] = _limit((o1 + _IR2) >> IDCT_SHIFT2)
-        out[o + 2] = _limit((o2 + _IR2) >> IDCT_SHIFT2)
-        out[o + 3] = _limit((o3 + _IR2) >> IDCT_SHIFT2)
-        out[o + 4] = _limit((o4 + _IR2) >> IDCT_SHIFT2)
-        out[o + 5] = _limit((o5 + _IR2) >> IDCT_SHIFT2)
-        out[o + 6] = _limit((o6 + _IR2) >> IDCT_SHIFT2)
-        out[o + 7] = _limit((o7 + _IR2) >> IDCT_SHIFT2)
+    for j in range(count):
+        b = base + 64 * j
+        o0 = offset + 8 * j
+        # pass 1: columns -> ws (DESCALE by IDCT_SHIFT1)
+        for c in range(8):
+            x0 = np.int64(coefs[b + c]) * qt[c]
+            if (coefs[b + 8 + c] == 0 and coefs[b + 16 + c] == 0 and coefs[b + 24 + c] == 0
+                    and coefs[b + 32 + c] == 0 and coefs[b + 40 + c] == 0
+                    and coefs[b + 48 + c] == 0 and coefs[b + 56 + c] == 0):
+                dc = x0 << PASS1_BITS
+                for r in range(8):
+                    ws[r * 8 + c] = dc
+                continue
+            v0, v1, v2, v3, v4, v5, v6, v7 = idct_1d(
+                x0,
+                np.int64(coefs[b + 8 + c]) * qt[8 + c],
+                np.int64(coefs[b + 16 + c]) * qt[16 + c],
+                np.int64(coefs[b + 24 + c]) * qt[24 + c],
+                np.int64(coefs[b + 32 + c]) * qt[32 + c],
+                np.int64(coefs[b + 40 + c]) * qt[40 + c],
+                np.int64(coefs[b + 48 + c]) * qt[48 + c],
+                np.int64(coefs[b + 56 + c]) * qt[56 + c])
+            ws[c] = (v0 + _IR1) >> IDCT_SHIFT1
+            ws[8 + c] = (v1 + _IR1) >> IDCT_SHIFT1
+            ws[16 + c] = (v2 + _IR1) >> IDCT_SHIFT1
+            ws[24 + c] = (v3 + _IR1) >> IDCT_SHIFT1
+            ws[32 + c] = (v4 + _IR1) >> IDCT_SHIFT1
+            ws[40 + c] = (v5 + _IR1) >> IDCT_SHIFT1
+            ws[48 + c] = (v6 + _IR1) >> IDCT_SHIFT1
+            ws[56 + c] = (v7 + _IR1) >> IDCT_SHIFT1
+        # pass 2: rows -> samples (DESCALE by IDCT_SHIFT2, range limit)
+        for r in range(8):
+            w = r * 8
+            o = o0 + r * stride
+            if (ws[w + 1] == 0 and ws[w + 2] == 0 and ws[w + 3] == 0 and ws[w + 4] == 0
+                    and ws[w + 5] == 0 and ws[w + 6] == 0 and ws[w + 7] == 0):
+                v = _limit((ws[w] + _DR2) >> _DC2)
+                for c in range(8):
+                    out[o + c] = v
+                continue
+            v0, v1, v2, v3, v4, v5, v6, v7 = idct_1d(
+                ws[w], ws[w + 1], ws[w + 2], ws[w + 3], ws[w + 4], ws[w + 5], ws[w + 6],
+                ws[w + 7])
+            out[o] = _limit((v0 + _IR2) >> IDCT_SHIFT2)
+            out[o + 1] = _limit((v1 + _IR2) >> IDCT_SHIFT2)
+            out[o + 2] = _limit((v2 + _IR2) >> IDCT_SHIFT2)
+            out[o + 3] = _limit((v3 + _IR2) >> IDCT_SHIFT2)
+            out[o + 4] = _limit((v4 + _IR2) >> IDCT_SHIFT2)
+            out[o + 5] = _limit((v5 + _IR2) >> IDCT_SHIFT2)
+            out[o + 6] = _limit((v6 + _IR2) >> IDCT_SHIFT2)
+            out[o + 7] = _limit((v7 + _IR2) >> IDCT_SHIFT2)
 
 
 @njit(cache=True, nogil=True)
@@ -187,8 +194,7 @@ def idct_blocks(coefs, qt, out):  # pragma: no cover - compiled
     plane = out.reshape(out.size)
     stride = out.shape[1]
     for i in range(by):
-        for j in range(bx):
-            idct_block(flat, (i * bx + j) * 64, qt, ws, plane, i * 8 * stride + j * 8, stride)
+        idct_block_row(flat, i * bx * 64, bx, qt, ws, plane, i * 8 * stride, stride)
 
 
 def idct_plane(coefs: np.ndarray, qtable: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ row at a time (libjpeg's jdapistd.c / jdmainct.c / jdsample.c / jdcolor.c
 chain), compiled.
 
 For each iMCU row ``k`` (``8 * vmax`` image rows) every component's blocks are
-dequantized and inverse transformed (:func:`jpegtorch.kernels.dct.idct_block`)
+dequantized and inverse transformed (:func:`jpegtorch.kernels.dct.idct_block_row`)
 into a small sample buffer; the rows of iMCU row ``k - 1`` are then
 up-sampled (:mod:`jpegtorch.kernels.sampling`), colour converted
 (:mod:`jpegtorch.kernels.color`) and written to the output. The one-row lag
@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from .color import GRAY, RGB, YCBCR, YCBCR_TO_RGB_FIXED, ycc_rgb_row
-from .dct import idct_block
+from .dct import idct_block_row
 from .sampling import FULLSIZE, H1V2_FANCY, H2V2_FANCY, upsample_method, upsample_row
 
 __all__ = ["BandDecoder", "Geometry", "decode_coefficients", "geometry"]
@@ -131,9 +131,8 @@ def _decode_rows(coefs, coef_row0, k0, k1, nrows, vs, bx, wib, hib, cw, ch, meth
                     if b >= hib[c]:
                         break
                     off = (b - coef_row0 * vs[c]) * bx[c] * 64
-                    row = (base_row + yy * 8) * stride
-                    for j in range(wib[c]):
-                        idct_block(cc, off + j * 64, q, ws, plane, row + j * 8, stride)
+                    idct_block_row(cc, off, wib[c], q, ws, plane, (base_row + yy * 8) * stride,
+                                   stride)
         # ---- emit iMCU row j = k - 1 (or the last one) -----------------------
         if k < k1:
             j = k - 1
