@@ -266,3 +266,21 @@ def test_cli_tiny_hostile_files_are_bounded(tmp_path: Path, warm_cli, name: str)
         print(f"{name} {'lenient' if lenient else 'strict'}: {cpu:.2f} s CPU, {rss:.0f} MB")
         assert rss <= rss_limit, f"{name}: {rss:.0f} MB peak"
         assert cpu <= cpu_limit, f"{name}: {cpu:.1f} s of CPU"
+
+
+def test_cli_max_memory_option(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from jpegtorch.cli.main import cli
+
+    src = tmp_path / "p.jpg"
+    src.write_bytes(pillow_jpeg(synthetic(600, 800, seed=4), 75, progressive=True))
+    out = tmp_path / "p.png"
+    result = CliRunner().invoke(cli, ["decode", str(src), "-o", str(out), "--max-memory", "1M"])
+    assert result.exit_code == 1 and "max_memory" in result.output and not out.exists()
+    for value in ("0", "1.5G", "800MiB", str(1 << 30)):
+        result = CliRunner().invoke(cli, ["decode", str(src), "-o", str(out), "--max-memory",
+                                          value])
+        assert result.exit_code == 0, result.output
+        out.unlink()
+    result = CliRunner().invoke(cli, ["decode", str(src), "--max-memory", "lots"])
+    assert result.exit_code == 2 and "800M" in result.output
