@@ -212,6 +212,8 @@ class Reader(MarkerReader):
                 continue
             length = (data[pos + 2] << 8) | data[pos + 3]
             if marker == 0xDA and length >= 3:
+                if pos + 4 >= n:
+                    break
                 ns = data[pos + 4]
                 comps = [by_id.get(data[pos + 5 + 2 * i]) for i in range(ns)
                          if pos + 5 + 2 * i < n]
