@@ -142,7 +142,7 @@ def test_no_pixel_limit_still_bounded(valid):
     with pytest.raises(JPEGError, match=r"latent needs at least"):
         codec.decode_image(crafted(valid)["huge-u32"][0], max_pixels=None, max_memory=None)
     # the default memory budget (1 GiB, the JPEG decoder's) refuses what the pixel limit lets by
-    with pytest.raises(JPEGError, match=r"needs about 21707 MB .* budget of 1074 MB"):
+    with pytest.raises(JPEGError, match=r"needs about 21\d\d\d MB .* budget of 1074 MB"):
         codec.decode_image(empty(valid, 65535), max_pixels=None)
 
 
