@@ -113,12 +113,14 @@ class _Transform:
         import torch.nn.functional as F
 
         stage = 0
+        origin = None if rows is None or cols is None else (rows[0][0], cols[0][0])
         for op in self.ops:
             if op[0] == "layer":
                 x = op[1](x)
-                if rows is not None and cols is not None:
-                    x = _crop(x, rows[stage], rows[stage + 1], cols[stage], cols[stage + 1],
-                              self.upsample)
+                if origin is not None:
+                    assert rows is not None and cols is not None
+                    x, origin = _crop(x, origin, rows[stage + 1], cols[stage + 1],
+                                      self.upsample)
                 stage += 1
             else:
                 _, gamma, beta, inverse = op
@@ -179,20 +181,24 @@ def _plan(transform: _Transform, start: int, stop: int, size: int,
     return ranges
 
 
-def _crop(x: Tensor, rows_in: tuple[int, int], rows_out: tuple[int, int],
-          cols_in: tuple[int, int], cols_out: tuple[int, int], upsample: bool) -> Tensor:
-    """Cut a layer's output (computed from the input ranges) to the output ranges."""
-    def origin(first: int) -> int:  # global index of the output's first row/column
-        return 2 * first if upsample else first // 2
+def _crop(x: Tensor, origin: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int],
+          upsample: bool) -> tuple[Tensor, tuple[int, int]]:
+    """Cut a layer's output to the global ``rows`` x ``cols`` it is still needed for.
 
-    if not upsample and (rows_in[0] % 2 or cols_in[0] % 2):  # pragma: no cover - by _plan
-        raise ValueError("a strided convolution's input must start on its stride")
-    top, left = origin(rows_in[0]), origin(cols_in[0])
-    lo_r, hi_r = max(rows_out[0], top), min(rows_out[1], top + x.shape[2])
-    lo_c, hi_c = max(cols_out[0], left), min(cols_out[1], left + x.shape[3])
-    if (lo_r - top, hi_r - top, lo_c - left, hi_c - left) == (0, x.shape[2], 0, x.shape[3]):
-        return x
-    return x[:, :, lo_r - top:hi_r - top, lo_c - left:hi_c - left].contiguous()
+    ``origin``: the global (row, column) of the layer's input's first value.
+    Returns the cut map and the global (row, column) of its first value.
+    """
+    if upsample:  # a transposed convolution's output o comes from inputs around o / 2
+        top, left = 2 * origin[0], 2 * origin[1]
+    else:  # a strided convolution's output j is centred on its input 2 j
+        if origin[0] % 2 or origin[1] % 2:  # pragma: no cover - _plan keeps them even
+            raise ValueError("a strided convolution's input must start on its stride")
+        top, left = origin[0] // 2, origin[1] // 2
+    lo_r, hi_r = max(rows[0], top), min(rows[1], top + x.shape[2])
+    lo_c, hi_c = max(cols[0], left), min(cols[1], left + x.shape[3])
+    if (lo_r, hi_r, lo_c, hi_c) != (top, top + x.shape[2], left, left + x.shape[3]):
+        x = x[:, :, lo_r - top:hi_r - top, lo_c - left:hi_c - left].contiguous()
+    return x, (lo_r, lo_c)
 
 
 def _check_tiling(tile: int | None, halo: int | None) -> None:
