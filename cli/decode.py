@@ -74,8 +74,12 @@ def recompressed(data: bytes) -> bool:
 
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
-                 model: str | None = None) -> Any:
-    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+                 model: str | None = None, max_memory: int | None = None) -> Any:
+    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor.
+
+    ``max_pixels`` reaches both decoders; ``max_memory`` (bytes; ``None``: the
+    decoder's own default, 1 GiB) the .jtc decoder.
+    """
     if recompressed(data):
         from jpegtorch.recompress import restore_jpeg
 
@@ -87,6 +91,8 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
     decoder = container_decoder(data)
     if decoder is not None:
         options: dict[str, Any] = {"max_pixels": max_pixels}
+        if max_memory is not None:
+            options["max_memory"] = max_memory
         if model:
             options["model"] = model
         return decoder(data, **options)

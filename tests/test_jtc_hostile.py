@@ -299,3 +299,13 @@ def test_cli_max_pixels_reaches_the_jtc_decoder(tmp_path, valid):
     result = runner.invoke(cli, ["decode", str(big), "-o", str(tmp_path / "b.png"),
                                  "--max-pixels", "0"])
     assert result.exit_code == 1 and "latent needs at least" in result.output
+
+
+def test_cli_decode_bytes_passes_both_limits(valid):
+    from jpegtorch.cli.decode import decode_bytes
+
+    assert decode_bytes(valid, lenient=False, max_pixels=None).shape == (3, 100, 150)
+    with pytest.raises(JPEGError, match=r"more than the budget of 1000 bytes"):
+        decode_bytes(valid, lenient=False, max_pixels=None, max_memory=1000)
+    with pytest.raises(JPEGError, match=r"exceeds the limit of 100 pixels"):
+        decode_bytes(valid, lenient=False, max_pixels=100)
