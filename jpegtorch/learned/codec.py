@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import JPEGError
 from ..formats import container as jtc
-from ..formats.jfif_reader import DEFAULT_MAX_PIXELS
+from ..formats.jfif_reader import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
 from .entropy import Tables, decode_symbols, encode_symbols
 from .modelfile import CODEC, DEFAULT_WEIGHTS, WEIGHTS_DIR, ModelInfo, model_info, resolve
 
@@ -31,8 +31,6 @@ __all__ = ["DEFAULT_MAX_MEMORY", "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "LoadedModel"
            "decode_image", "decode_memory", "encode_image", "load_model"]
 
 STRIDE = 16  # pixels per latent (model.STRIDE; repeated to keep this module torch-free)
-# The JPEG decoder's default budget (jpegtorch.formats.jfif_reader's DEFAULT_MAX_MEMORY, 1 GiB).
-DEFAULT_MAX_MEMORY = 1 << 30
 
 
 @dataclass
