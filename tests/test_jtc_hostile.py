@@ -304,7 +304,7 @@ def test_cli_max_pixels_reaches_the_jtc_decoder(tmp_path, valid):
 def test_cli_decode_bytes_passes_both_limits(valid):
     from jpegtorch.cli.decode import decode_bytes
 
-    assert decode_bytes(valid, lenient=False, max_pixels=None).shape == (3, 100, 150)
+    assert decode_bytes(valid, lenient=False, max_pixels=None).shape == (100, 150, 3)
     with pytest.raises(JPEGError, match=r"more than the budget of 1000 bytes"):
         decode_bytes(valid, lenient=False, max_pixels=None, max_memory=1000)
     with pytest.raises(JPEGError, match=r"exceeds the limit of 100 pixels"):
