@@ -50,6 +50,7 @@ it is when they differ.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -157,23 +158,18 @@ def _u16(data: bytes, pos: int) -> int:
     return (data[pos] << 8) | data[pos + 1]
 
 
+_MARKER_RUN = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+
+
 def _entropy_end(data: bytes, pos: int) -> int:
     """First FF of the fill run before the next marker other than RSTn (or the end)."""
-    n = len(data)
-    while True:
-        j = data.find(b"\xff", pos)
-        if j < 0:
-            return n
-        k = j
-        while k < n and data[k] == 0xFF:
-            k += 1
-        if k >= n:
-            return j
-        c = data[k]
-        if c == 0 or 0xD0 <= c <= 0xD7:
-            pos = k + 1
-            continue
-        return j
+    found = _MARKER_RUN.search(data, pos)
+    if found is not None:
+        return found.start()
+    end = len(data)
+    while end > pos and data[end - 1] == 0xFF:  # fill bytes up to the end of the file
+        end -= 1
+    return end
 
 
 def _frame(payload: bytes, marker: int) -> tuple[int, int, int, tuple[FrameComponent, ...],

@@ -296,6 +296,7 @@ def _recompress(data: bytes, layout: jl.Layout, max_pixels: int | None) -> bytes
     _check_modellable(layout)
     store = _read_coefficients(data, layout, max_pixels)
     coefficients = (store.z, store.off, store.cols)
+    masks = jl.nonzero_masks(store.z)
     pads: list[np.ndarray | None] = []
     tails: list[bytes] = []
     for scan in layout.scans:
@@ -303,7 +304,7 @@ def _recompress(data: bytes, layout: jl.Layout, max_pixels: int | None) -> bytes
 
         def encode(p: np.ndarray | None, scan: jl.ScanLayout = scan,
                    ) -> tuple[bytes, np.ndarray, np.ndarray]:
-            return jl.encode_sequential_scan(layout, scan, coefficients, p)
+            return jl.encode_sequential_scan(layout, scan, coefficients, p, masks)
 
         match = jl.match_scan(original, encode)
         if match is None:
@@ -383,11 +384,12 @@ def _restore(box: jtc.Container, streams: dict[str, bytes], parsed: _Parsed,
     store = Store(shapes, _qtables(layout))
     decode_store(streams["coefficients"], store, load_tables())
     coefficients = (store.z, store.off, store.cols)
+    masks = jl.nonzero_masks(store.z)
     out = [parsed.pieces[0]]
     for i, scan in enumerate(layout.scans):
         try:
             scan_data, _, _ = jl.encode_sequential_scan(layout, scan, coefficients,
-                                                        parsed.pads[i])
+                                                        parsed.pads[i], masks)
         except JPEGError as exc:
             raise JPEGError(f"corrupt recompressed JPEG ({exc})") from None
         out += [scan_data, parsed.tails[i], parsed.pieces[i + 1]]

@@ -28,8 +28,8 @@ from . import rangecoder as rc
 
 @dataclass
 class Tables:
-    """Integer frequency tables (int64) of the three families: ``[contexts, K + 2]``,
-    every count >= 1, then their total and ``2**32 // total``."""
+    """Integer frequency tables (int32) of the three families: ``[contexts, K + 2]``,
+    every count >= 1, then their total (at most 2**16) and ``2**32 // total``."""
 
     nz: np.ndarray
     ac: np.ndarray
@@ -46,7 +46,8 @@ class Tables:
             total = counts.sum(axis=1, keepdims=True)
             if total.max(initial=0) > (1 << 16):
                 raise ValueError("prior counts must total at most 2**16 per context")
-            return np.concatenate([counts, total, (np.int64(1) << 32) // total], axis=1)
+            return np.concatenate([counts, total, (np.int64(1) << 32) // total],
+                                  axis=1).astype(np.int32)
         return Tables(rows(nz), rows(ac), rows(dc))
 
     @staticmethod
@@ -115,12 +116,14 @@ class Store:
 
 @njit(cache=True, nogil=True)
 def _fill_planes(coefs, offset, stride, rows, cols, natural, z, b0):  # pragma: no cover
-    for y in range(rows):
-        for x in range(cols):
-            base = offset + (y * stride + x) * 64
-            b = b0 + y * cols + x
-            for k in range(64):
-                z[k, b] = coefs[base + natural[k]]
+    for k in range(64):
+        nk = natural[k]
+        plane = z[k]
+        for y in range(rows):
+            base = offset + y * stride * 64 + nk
+            row = b0 + y * cols
+            for x in range(cols):
+                plane[row + x] = coefs[base + x * 64]
 
 
 def _levels(rows: np.ndarray, cols: np.ndarray) -> list[tuple[int, int]]:

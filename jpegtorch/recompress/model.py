@@ -137,10 +137,10 @@ FIRST_COL = np.array([_ZIGZAG_OF[8 * v] for v in range(8)], dtype=np.int64)
 
 
 # ---------------------------------------------------------------- adaptive coding
-INCREMENT = 24
+INCREMENT = 32
 """Count added to a context's symbol each time it is coded (the prior's rows sum
 to about PRIOR_TOTAL), so a file's own statistics soon dominate."""
-PRIOR_TOTAL = 1024
+PRIOR_TOTAL = 4096
 
 
 @njit(inline="always")
