@@ -42,8 +42,9 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     The hook for the .jtc container: ``jpegtorch.formats.container`` exposes
     ``MAGIC`` (bytes); the pixel decoder is its ``decode`` (or
     ``decode_container``) if it has one, else
-    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes
-    (and ``model=`` for other weights) and returns uint8 ``[C, H, W]``.
+    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes,
+    the limits as keywords (``max_pixels=``) and ``model=`` for other
+    weights, and returns uint8 ``[C, H, W]``.
     """
     try:
         module = importlib.import_module(CONTAINER_MODULE)
@@ -59,16 +60,6 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
         except (ImportError, AttributeError):
             raise CliError("a .jtc file, but this build has no learned-codec decoder") from None
     return decoder
-
-
-def _container_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a .jtc header, if the container module can tell."""
-    try:
-        module = importlib.import_module(CONTAINER_MODULE)
-        box = module.unpack(data)
-        return int(box.width), int(box.height)
-    except Exception:  # the decoder reports a damaged file properly
-        return None
 
 
 def recompressed(data: bytes) -> bool:
@@ -95,11 +86,10 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
         return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
     decoder = container_decoder(data)
     if decoder is not None:
-        size = _container_size(data)
-        if size and max_pixels and size[0] * size[1] > max_pixels:
-            raise CliError(f"image size {size[0]}x{size[1]} ({size[0] * size[1]} pixels) "
-                           f"exceeds the limit of {max_pixels} pixels (--max-pixels)")
-        return decoder(data, model=model) if model else decoder(data)
+        options: dict[str, Any] = {"max_pixels": max_pixels}
+        if model:
+            options["model"] = model
+        return decoder(data, **options)
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")
