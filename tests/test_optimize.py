@@ -278,3 +278,59 @@ def test_cli_trellis_and_tune(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["encode", str(source), "--codec", "learned", "--tune", "psnr",
                                  "-o", str(tmp_path / "x.jtc")])
     assert result.exit_code != 0 and "--codec jpeg only" in result.output
+
+
+# --------------------------------------------------------------------------- scan search
+
+
+def _scan_bytes(data: bytes) -> list[int]:
+    """Bytes per scan of a JPEG file: the DHT segments before its SOS, the SOS
+    and its entropy-coded data."""
+    sizes, pos, pending = [], 2, 0
+    while pos + 4 <= len(data) and data[pos + 1] != 0xD9:
+        marker = data[pos + 1]
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xC4:
+            pending += end - pos
+        if marker != 0xDA:
+            pos = end
+            continue
+        start, pos = pos, end
+        while not (data[pos] == 0xFF and data[pos + 1] != 0 and not 0xD0 <= data[pos + 1] <= 0xD7):
+            pos += 1
+        sizes.append(pending + pos - start)
+        pending = 0
+    return sizes
+
+
+JPEGTRAN = shutil.which("jpegtran")
+
+
+@pytest.mark.skipif(JPEGTRAN is None, reason="needs libjpeg-turbo's jpegtran")
+def test_band_costs_are_libjpegs_scan_sizes(tmp_path: Path) -> None:
+    """The predicted size of each spectral band (symbols with EOBRUNs, the scan's
+    optimal table, DHT, SOS) is the size libjpeg-turbo's progressive coder gives
+    that scan (jpegtran -scans), to a few bytes of padding and byte stuffing."""
+    from jpegtorch.optimize import scans
+
+    image = to_chw(load_sample("kodim05_384x256.png"))
+    data = tuning.encode_optimized(image, 60, tune="psnr", progressive=False)
+    c = jpegtorch.read_coefficients(data)
+    own = [np.ascontiguousarray(b[0, : r, : w].reshape(-1, 64).numpy()) for b, (r, w) in
+           zip(c.blocks, (c.component_blocks(i) for i in range(3)), strict=True)]
+    bands = [((1, 2), (3, 9), (10, 63)), ((1, 63),), ((1, 5), (6, 63))]
+    script = scans.band_script(bands)
+    text = "".join(f"{' '.join(map(str, comps))}: {ss} {se} {ah} {al};\n"
+                   for comps, ss, se, ah, al in script)
+    (tmp_path / "s.txt").write_text(text)
+    progressive = subprocess.run([JPEGTRAN, "-scans", str(tmp_path / "s.txt")], input=data,
+                                 capture_output=True, check=True).stdout
+    measured = _scan_bytes(progressive)[1:]  # the AC bands (the DC scan is not a band)
+    predicted = [scans.band_cost(own[comp], ss, se).bits / 8 for comp, component_bands in
+                 enumerate(bands) for ss, se in component_bands]
+    assert len(measured) == len(predicted) == 6
+    for m, p in zip(measured, predicted, strict=True):
+        assert abs(m - p) <= 2 + 0.006 * m, (measured, predicted)
+    choice = scans.choose_bands(own, (0, 1, 1))
+    assert choice.progressive_bits <= sum(predicted) * 8 + 1
+    assert all(bands[0][0] == 1 and bands[-1][1] == 63 for bands in choice.bands)

@@ -52,6 +52,10 @@ LAMBDA_SCALE: dict[str | None, float] = {None: 1.0, "psnr": 1.0, "ssim": 1.0}
 #: ``tune`` uses with its flat tables) gave -7.1 % and +12.2 %.
 TRELLIS_STRENGTH = 0.5
 
+#: Trellis passes over the spectral bands of a progressive candidate (each followed
+#: by a new choice of bands and their tables).
+PROGRESSIVE_PASSES = 2
+
 #: Rounds of table updates alternated with the trellis (see ``_code_with_tables``).
 TABLE_PASSES = 2
 
@@ -116,6 +120,7 @@ def _as_numpy_image(image: Any) -> np.ndarray:
 
 def encode_optimized(image: Any, quality: int = 75, *, subsampling: str = "4:2:0",
                      tables: Any = None, tune: str | None = None, restart_interval: int = 0,
+                     progressive: bool | None = None, scans: Any = None,
                      report: list[EncodeReport] | None = None) -> bytes:
     """Encode an image with trellis quantization and, optionally, per-image tuning.
 
@@ -130,6 +135,12 @@ def encode_optimized(image: Any, quality: int = 75, *, subsampling: str = "4:2:0
             integer tensor, a cjpeg ``-qtables`` file or a preset name.
         tune: None, "psnr" or "ssim".
         restart_interval: MCUs between restart markers (0: none).
+        progressive: None: the encoder decides (``tune``: a progressive file
+            of spectral bands when it is smaller, see
+            :mod:`jpegtorch.optimize.scans`; trellis alone: baseline); True: a
+            progressive file (``tune``: the searched bands; trellis alone:
+            libjpeg's default progression); False: baseline (SOF0).
+        scans: a scan script for the writer (overrides ``progressive``).
         report: if given, an :class:`EncodeReport` is appended.
 
     Returns:
@@ -183,6 +194,7 @@ def encode_optimized(image: Any, quality: int = 75, *, subsampling: str = "4:2:0
         weights = weights / (TRELLIS_STRENGTH * trellis.trellis_lambda(np.ones(1)) *
                              quant.astype(np.float64) ** 2)
         lam = info.lam = 1.0
+    coded_raw = list(plain.raw)  # the targets each component was coded towards
     if gray and tune is not None:
         result, quant[:1] = _code_with_tables([plain.raw[0]], quant[:1], weights[:1], lam,
                                               layout, (0,))
@@ -198,16 +210,90 @@ def encode_optimized(image: Any, quality: int = 75, *, subsampling: str = "4:2:0
         blocks = result.blocks
         info.bits, info.distortion = result.bits, result.distortion
     else:
-        blocks, bits, distortion = _tuned_color(plain, quant, weights, lam, layout, info)
+        blocks, bits, distortion, coded_raw = _tuned_color(plain, quant, weights, lam, layout,
+                                                           info)
         info.bits, info.distortion = bits, distortion
     if report is not None:
         report.append(info)
-    return _write(plain, blocks, quant, restart_interval)
+    if scans is not None or (progressive and tune is None):
+        return _write(plain, blocks, quant, restart_interval, progressive=bool(progressive),
+                      scans=scans)
+    baseline = _write(plain, blocks, quant, restart_interval)
+    if tune is None or progressive is False or not _writes_scans():
+        return baseline
+    return _progressive_choice(plain, blocks, quant, weights, lam, coded_raw, baseline,
+                               restart_interval, info, force=bool(progressive))
+
+
+def _writes_scans() -> bool:
+    """Whether this jpegtorch's writer takes scan scripts (progressive output)."""
+    import inspect
+
+    from ..formats.jfif_writer import write_coefficients
+
+    return "scans" in inspect.signature(write_coefficients).parameters
+
+
+def _progressive_choice(plain: analysis.Analysis, blocks: list[np.ndarray], quant: np.ndarray,
+                        weights: np.ndarray, lam: float, coded_raw: list[np.ndarray],
+                        baseline: bytes, restart_interval: int, info: EncodeReport, *,
+                        force: bool) -> bytes:
+    """The progressive alternative: spectral bands with their own tables, the AC
+    values re-chosen by the trellis for those bands (their code lengths, their
+    end-of-band-run cost), alternated with the band statistics; kept when its
+    ``D + lambda * R`` (real file size) beats the baseline file's (or ``force``)."""
+    from . import scans as scan_search
+
+    ncomp = len(blocks)
+    slots = tuple(0 if c == 0 else 1 for c in range(ncomp)) if ncomp > 1 else (0,)
+    real = [r.shape[:2] for r in coded_raw]
+    raw_flat = [np.ascontiguousarray(r.reshape(-1, 64)) for r in coded_raw]
+
+    def own(grid_blocks: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.ascontiguousarray(b[: real[c][0], : real[c][1]].reshape(-1, 64))
+                for c, b in enumerate(grid_blocks)]
+
+    def distortion(values: list[np.ndarray]) -> float:
+        total = 0.0
+        for c in range(ncomp):
+            err = (values[c].astype(np.float64) * quant[c] - raw_flat[c] / 8.0)
+            total += float(np.sum(err * err * weights[c]))
+        return total
+
+    restart = 0  # (restart intervals: the bands are chosen without them)
+    current = own(blocks)
+    choice = scan_search.choose_bands(current, slots, restart=restart)
+    if not (choice.progressive or force):
+        return baseline
+    for _ in range(PROGRESSIVE_PASSES):
+        new = []
+        for c in range(ncomp):
+            out = current[c].copy()
+            for ss, se in choice.bands[c]:
+                band = choice.costs[(c, (ss, se))]
+                trellis.trellis_ac(raw_flat[c], quant[c], weights[c], lam, band.lengths,
+                                   trellis._ZIGZAG, out, ss, se, band.eob_bits)
+            new.append(out)
+        current = new
+        choice = scan_search.choose_bands(current, slots, restart=restart)
+    final = []
+    for c, b in enumerate(blocks):
+        grid = b.copy()
+        hib, wib = real[c]
+        grid[:hib, :wib] = current[c].reshape(hib, wib, 64)
+        final.append(grid)
+    script = scan_search.band_script(choice.bands)
+    data = _write(plain, final, quant, restart_interval, scans=script)
+    j_base = distortion(own(blocks)) + lam * 8 * len(baseline)
+    j_prog = distortion(current) + lam * 8 * len(data)
+    info.extra.update(progressive_bits=8 * len(data), baseline_bits=8 * len(baseline),
+                      bands=choice.bands, chose_progressive=force or j_prog < j_base)
+    return data if force or j_prog < j_base else baseline
 
 
 def _tuned_color(plain: analysis.Analysis, quant: np.ndarray, weights: np.ndarray, lam: float,
-                 layout: trellis.Layout, info: EncodeReport) -> tuple[list[np.ndarray], float,
-                                                                       float]:
+                 layout: trellis.Layout, info: EncodeReport
+                 ) -> tuple[list[np.ndarray], float, float, list[np.ndarray]]:
     """Chroma fitted to the up-sampler and coded first, then the compensating luma."""
     height, width = plain.size
     hmax, vmax = plain.max_sampling
@@ -236,7 +322,8 @@ def _tuned_color(plain: analysis.Analysis, quant: np.ndarray, weights: np.ndarra
                                                layout.subset((0,)), (0,))
     blocks = [luma_result.blocks[0], *chroma_result.blocks]
     return (blocks, luma_result.bits + chroma_result.bits,
-            luma_result.distortion + chroma_result.distortion)
+            luma_result.distortion + chroma_result.distortion,
+            [luma_in.raw[0], *fitted.raw[1:]])
 
 
 def _code_with_tables(raw: list[np.ndarray], quant: np.ndarray, weights: np.ndarray,
@@ -274,7 +361,7 @@ def _code_with_tables(raw: list[np.ndarray], quant: np.ndarray, weights: np.ndar
 
 
 def _write(plain: analysis.Analysis, blocks: list[np.ndarray], quant: np.ndarray,
-           restart_interval: int) -> bytes:
+           restart_interval: int, *, progressive: bool = False, scans: Any = None) -> bytes:
     import torch
 
     from ..coefficients import Coefficients
@@ -285,4 +372,8 @@ def _write(plain: analysis.Analysis, blocks: list[np.ndarray], quant: np.ndarray
         b.reshape(1, b.shape[0], b.shape[1], 8, 8), dtype=np.int32)) for b in blocks)
     coefficients = Coefficients(blocks=tensors, qtables=qt, sampling=plain.sampling,
                                 size=plain.size, color=plain.color)
+    if progressive or scans is not None:
+        return write_coefficients(coefficients, optimize=True,  # type: ignore[call-arg]
+                                  restart_interval=restart_interval, progressive=progressive,
+                                  scans=scans)
     return write_coefficients(coefficients, optimize=True, restart_interval=restart_interval)
