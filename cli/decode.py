@@ -42,8 +42,9 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     The hook for the .jtc container: ``jpegtorch.formats.container`` exposes
     ``MAGIC`` (bytes); the pixel decoder is its ``decode`` (or
     ``decode_container``) if it has one, else
-    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes
-    (and ``model=`` for other weights) and returns uint8 ``[C, H, W]``.
+    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes,
+    the limits as keywords (``max_pixels=``) and ``model=`` for other
+    weights, and returns uint8 ``[C, H, W]``.
     """
     try:
         module = importlib.import_module(CONTAINER_MODULE)
@@ -61,30 +62,34 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     return decoder
 
 
-def _container_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a .jtc header, if the container module can tell."""
+def recompressed(data: bytes) -> bool:
+    """Whether ``data`` is a .jtc container of a losslessly recompressed JPEG."""
     try:
         module = importlib.import_module(CONTAINER_MODULE)
-        box = module.unpack(data)
-        return int(box.width), int(box.height)
-    except Exception:  # the decoder reports a damaged file properly
-        return None
+    except ImportError:
+        return False
+    codec_of = getattr(module, "container_codec", None)
+    codec = getattr(module, "RECOMPRESS_CODEC", None)
+    return codec_of is not None and codec is not None and codec_of(data) == codec
 
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
                  model: str | None = None) -> Any:
     """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+    if recompressed(data):
+        from jpegtorch.recompress import restore_jpeg
+
+        data = restore_jpeg(data, max_pixels=max_pixels)
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg
 
         return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
     decoder = container_decoder(data)
     if decoder is not None:
-        size = _container_size(data)
-        if size and max_pixels and size[0] * size[1] > max_pixels:
-            raise CliError(f"image size {size[0]}x{size[1]} ({size[0] * size[1]} pixels) "
-                           f"exceeds the limit of {max_pixels} pixels (--max-pixels)")
-        return decoder(data, model=model) if model else decoder(data)
+        options: dict[str, Any] = {"max_pixels": max_pixels}
+        if model:
+            options["model"] = model
+        return decoder(data, **options)
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")
@@ -144,12 +149,16 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     gray or colour, any sampling. Files are recognised by their content, not
     their extension: .jtc files of the learned codec are decoded too.
     A corrupt file fails (exit status 1, no output) unless --lenient.
+    A .jtc of a recompressed JPEG (jtorch encode --codec recompress) gives
+    the original JPEG file back, byte for byte, when the output is a JPEG
+    (-o photo.jpg, or --format jpg), and its pixels otherwise.
 
     \b
     Examples:
       jtorch decode photo.jpg -o photo.png
       jtorch decode *.jpg -o out/ --format bmp
       cat photo.jpg | jtorch decode - -o - > photo.png
+      jtorch decode photo.jtc -o photo.jpg
     """
     if inputs.count(STDIO) > 1:
         raise click.UsageError("stdin ('-') can be read only once")
@@ -168,6 +177,12 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == STDIO else src
         data = read_input(src)
+        if formats[outputs[index]] == "JPEG" and recompressed(data):
+            from jpegtorch.recompress import restore_jpeg
+
+            original = restore_jpeg(data, max_pixels=max_pixels or None)
+            write_output(outputs[index], original, inputs=list(inputs), no_clobber=no_clobber)
+            return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,

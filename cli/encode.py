@@ -104,9 +104,11 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @click.option("-q", "--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG quality 1..100 (libjpeg scale; 50 uses --tables as given), default "
                    "75; with --codec learned the level 1..6 (1 = smallest file), default 4.")
-@click.option("--codec", type=click.Choice(["jpeg", "learned"]), default="jpeg",
+@click.option("--codec", type=click.Choice(["jpeg", "learned", "recompress"]), default="jpeg",
               show_default=True,
-              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container.")
+              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container; "
+                   "recompress: JPEG inputs losslessly into a smaller .jtc (jtorch decode "
+                   "-o x.jpg gives the original file back, byte for byte).")
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling.")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
@@ -147,9 +149,21 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
       jtorch encode photo.png --tune psnr -q 75 -o photo.jpg
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
+      jtorch encode photo.jpg --codec recompress -o photo.jtc
     """
     if inputs.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    if codec == "recompress":
+        options = {"-q/--quality": quality is not None, "--grayscale": grayscale,
+                   "--optimize": optimize, "--restart": bool(restart),
+                   "--tables": tables is not None, "--trellis": trellis, "--tune": bool(tune),
+                   "--subsampling": subsampling != "4:2:0"}
+        used = [name for name, on in options.items() if on]
+        if used:
+            raise click.UsageError(f"{', '.join(used)} do not apply to --codec recompress "
+                                   "(it keeps the JPEG file exactly)")
+        _encode_recompress(inputs, output, no_clobber, max_pixels, quiet, debug)
+        return
     if codec == "learned":
         if trellis or tune:
             raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
@@ -218,4 +232,33 @@ def _encode_learned(inputs: tuple[str, ...], output: str | None, level: int | No
                      no_clobber=no_clobber)
 
     if run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="encode"):
+        sys.exit(1)
+
+
+def _encode_recompress(inputs: tuple[str, ...], output: str | None, no_clobber: bool,
+                       max_pixels: int, quiet: bool, debug: bool) -> None:
+    """``jtorch encode --codec recompress``: JPEG files -> lossless .jtc containers.
+
+    Files that cannot be modelled exactly are stored whole (a warning, no
+    saving); anything that is not a JPEG fails. No torch import.
+    """
+    import warnings
+
+    from jpegtorch.formats.container import EXTENSION
+
+    from jpegtorch.recompress import RecompressWarning, recompress_jpeg
+
+    outputs = plan_outputs(list(inputs), output, EXTENSION)
+
+    def process(index: int, src: str) -> None:
+        name = "<stdin>" if src == "-" else src
+        data = read_input(src)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecompressWarning)
+            packed = recompress_jpeg(data, max_pixels=max_pixels or None)
+        for item in caught:
+            warn(f"{name}: {item.message}", quiet=quiet)
+        write_output(outputs[index], packed, inputs=list(inputs), no_clobber=no_clobber)
+
+    if run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="recompress"):
         sys.exit(1)
