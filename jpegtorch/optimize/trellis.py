@@ -140,12 +140,17 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out, ss=1, se=63,
             bc = _INF
             bj = origin
             bv = 0
-            for p in range(npos):
+            dmin = cand_d[0]
+            for k in range(1, nb):
+                dmin = min(dmin, cand_d[k])
+            # nearest predecessors first: they usually win, and a predecessor
+            # whose cost before any bits already exceeds the best is skipped
+            for p in range(npos - 1, -1, -1):
                 j = cand_pos[p]
-                if best[j] >= _INF:
-                    continue
                 run = i - 1 - j
                 base = best[j] + acc_zero[i - 1] - acc_zero[j] + (run >> 4) * zrl
+                if base + dmin >= bc:
+                    continue
                 r = (run & 15) << 4
                 for k in range(nb):
                     c = base + lam * (ac_len[r + cand_s[k]] + cand_s[k]) + cand_d[k]

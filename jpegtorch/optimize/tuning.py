@@ -265,17 +265,22 @@ def _progressive_choice(plain: analysis.Analysis, blocks: list[np.ndarray], quan
     choice = scan_search.choose_bands(current, slots, restart=restart)
     if not (choice.progressive or force):
         return baseline
-    for _ in range(PROGRESSIVE_PASSES):
+    bands = choice.bands
+    costs = choice.costs
+    for npass in range(PROGRESSIVE_PASSES):
         new = []
         for c in range(ncomp):
             out = current[c].copy()
-            for ss, se in choice.bands[c]:
-                band = choice.costs[(c, (ss, se))]
+            for ss, se in bands[c]:
+                band = costs[(c, (ss, se))]
                 trellis.trellis_ac(raw_flat[c], quant[c], weights[c], lam, band.lengths,
                                    trellis._ZIGZAG, out, ss, se, band.eob_bits)
             new.append(out)
         current = new
-        choice = scan_search.choose_bands(current, slots, restart=restart)
+        if npass + 1 < PROGRESSIVE_PASSES:  # the same bands, their new tables
+            costs = {(c, b): scan_search.band_cost(current[c], *b, restart)
+                     for c in range(ncomp) for b in bands[c]}
+    choice = scan_search.choose_bands(current, slots, restart=restart)
     final = []
     for c, b in enumerate(blocks):
         grid = b.copy()
