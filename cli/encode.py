@@ -1,13 +1,16 @@
 """``jtorch encode``: images -> baseline JPEG files, byte-identical to libjpeg-turbo.
 
-torch and the codec are imported inside the command, so that ``jtorch --help``
-stays instant.
+The codec is imported inside the command, so that ``jtorch --help`` stays
+instant; the JPEG path runs on numpy and the compiled kernels and never
+imports torch (start-up time and memory), only ``--codec learned`` does.
 """
 
 from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -30,25 +33,17 @@ DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 ALPHA_MODES = {"RGBA": "RGB", "RGBa": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
 
 
-def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
-               quiet: bool) -> Any:
-    """Decode image bytes with Pillow into a uint8 tensor ``[C, H, W]`` (C = 1 or 3).
-
-    Gray stays gray, alpha is dropped (one warning), palette and other colour
-    modes become RGB, 16-bit samples are scaled to 8 bits as cjpeg does
-    (``(v * 255 + 32767) // 65535``). With ``grayscale``, RGB is reduced to
-    libjpeg's luma (its ``-grayscale`` conversion).
-    """
+def open_image(source: bytes | str, *, max_pixels: int) -> Any:
+    """Open and decode an image with Pillow (a path is read as Pillow needs it,
+    so the file's bytes are never held whole in memory)."""
     import warnings
 
-    import numpy as np
-    import torch
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         except UnidentifiedImageError:
             raise CliError("not an image (or a format Pillow cannot read)") from None
         except Image.DecompressionBombError:
@@ -67,33 +62,103 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
             first = str(exc).strip().splitlines()
             raise CliError(f"cannot decode image: {first[0] if first else type(exc).__name__}"
                            ) from None
+    return im
+
+
+def image_rows(im: Any, *, name: str, quiet: bool) -> tuple[Any, Callable[[int, int], Any], int]:
+    """Read a decoded Pillow image a strip of rows at a time, as uint8 numpy.
+
+    Returns ``(image, read_rows, channels)``: ``read_rows(y0, y1)`` gives rows
+    ``y0 .. y1 - 1`` as ``[y1 - y0, W, channels]`` uint8 (channels 1 or 3) of
+    ``image`` (``im`` or its conversion; keep it open while reading). Gray
+    stays gray, alpha is dropped (one warning), palette and other colour modes
+    become RGB, 16-bit samples are scaled to 8 bits as cjpeg does
+    (``(v * 255 + 32767) // 65535``). Only strips are ever copied, so the
+    decoded image is the only whole-image buffer.
+    """
+    import numpy as np
+
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
+    channels = 1 if mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;16") else 3
+
+    def convert(a: Any) -> Any:
+        return a
+
     if mode in ALPHA_MODES:
         warn(f"{name}: alpha channel dropped", quiet=quiet)
-        im = im.convert(ALPHA_MODES[mode])
-        mode = im.mode
+        if mode in ("RGBA", "LA"):
+            def convert(a: Any) -> Any:
+                return a[..., :channels]
+        else:
+            im = im.convert(ALPHA_MODES[mode])
+            mode = im.mode
     if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(im).astype(np.int64)
-        arr = (np.clip(arr, 0, 65535) * 255 + 32767) // 65535
-        arr = arr.astype(np.uint8)[None]
+        def convert(a: Any) -> Any:
+            wide = np.clip(a, 0, 65535).astype(np.uint32)
+            return ((wide * 255 + 32767) // 65535).astype(np.uint8)
     elif mode == "F":
-        arr = np.clip(np.rint(np.asarray(im, dtype=np.float64)), 0, 255).astype(np.uint8)[None]
-    elif mode in ("1", "L"):
-        arr = np.asarray(im.convert("L"), dtype=np.uint8)[None]
-    else:
-        if mode != "RGB":
-            im = im.convert("RGB")
-        arr = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-    image = torch.from_numpy(np.require(arr, requirements=["C", "W"]))
+        def convert(a: Any) -> Any:
+            return np.clip(np.rint(a.astype(np.float64)), 0, 255).astype(np.uint8)
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode not in ("L", "RGB", "RGBA", "LA"):
+        im = im.convert("RGB")
+    width = im.size[0]
+    source = im
+
+    def read_rows(y0: int, y1: int) -> Any:
+        strip = convert(np.asarray(source.crop((0, y0, width, y1))))
+        return strip.reshape(y1 - y0, width, channels)
+
+    return im, read_rows, channels
+
+
+def image_array(im: Any, *, name: str, quiet: bool) -> Any:
+    """A decoded Pillow image as uint8 numpy: ``[H, W]`` (gray) or ``[H, W, 3]``
+    (RGB), converted as :func:`image_rows` does, a strip at a time."""
+    import numpy as np
+
+    im, read_rows, channels = image_rows(im, name=name, quiet=quiet)
+    width, height = im.size
+    out = np.empty((height, width, channels), dtype=np.uint8)
+    step = max(1, (1 << 20) // (4 * width))
+    for y0 in range(0, height, step):
+        y1 = min(height, y0 + step)
+        out[y0:y1] = read_rows(y0, y1)
+    return out[:, :, 0] if channels == 1 else out
+
+
+def load_image(source: bytes | str, *, name: str, max_pixels: int, grayscale: bool,
+               quiet: bool) -> Any:
+    """Decode an image (bytes or a path) with Pillow into a uint8 tensor ``[C, H, W]``
+    (C = 1 or 3), for the learned codec; see :func:`image_array`. With
+    ``grayscale``, RGB is reduced to libjpeg's luma (its ``-grayscale``)."""
+    import torch
+
+    with open_image(source, max_pixels=max_pixels) as im:
+        array = image_array(im, name=name, quiet=quiet)
+    image = torch.from_numpy(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
     if grayscale and image.shape[0] == 3:
         from jpegtorch.color import rgb_to_ycbcr
 
         luma = rgb_to_ycbcr(image[None].to(torch.float64), "hard")[0, :1]
         image = luma.round().clamp(0, 255).to(torch.uint8)
-    return image
+    return image.contiguous()
+
+
+def _source(src: str) -> bytes | str:
+    """What Pillow opens: the path of a file, or the bytes of stdin."""
+    if src == "-":
+        return read_input(src)
+    path = Path(src)
+    if path.is_dir():
+        raise CliError("is a directory")
+    if not path.exists():
+        raise CliError("no such file")
+    return src
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,8 +174,9 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
               help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container; "
                    "recompress: JPEG inputs losslessly into a smaller .jtc (jtorch decode "
                    "-o x.jpg gives the original file back, byte for byte).")
-@click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
-              default="4:2:0", show_default=True, help="Chroma subsampling.")
+@click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"]),
+              default="4:2:0", show_default=True,
+              help="Chroma subsampling (4:4:0 = cjpeg -sample 1x2, 4:1:1 = -sample 4x1).")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
@@ -173,23 +239,34 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     quality = 75 if quality is None else quality
     outputs = plan_outputs(list(inputs), output, ".jpg")
 
-    from jpegtorch.formats.jfif_writer import encode_jpeg, resolve_base_tables
+    from jpegtorch.formats.jfif_writer import base_tables, encode_rows
 
     from jpegtorch.errors import JPEGError
 
     try:
-        base_tables = resolve_base_tables(tables) if tables is not None else None
+        tables_array = base_tables(tables) if tables is not None else None
     except JPEGError as exc:
         raise click.BadParameter(str(exc), param_hint="--tables") from None
 
-
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == "-" else src
-        image = load_image(read_input(src), name=name, max_pixels=max_pixels,
-                           grayscale=grayscale, quiet=quiet)
-        data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
-                           restart_interval=restart, tables=base_tables, trellis=trellis,
-                           tune=tune)
+        if trellis or tune:  # jpegtorch.optimize works on torch tensors
+            from jpegtorch.formats.jfif_writer import encode_jpeg
+
+            image = load_image(_source(src), name=name, max_pixels=max_pixels,
+                               grayscale=grayscale, quiet=quiet)
+            data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
+                               restart_interval=restart, tables=tables, trellis=trellis,
+                               tune=tune)
+        else:
+            with open_image(_source(src), max_pixels=max_pixels) as im:
+                image, read_rows, channels = image_rows(im, name=name, quiet=quiet)
+                # the encoder reads the decoded image a band at a time: no copy of it
+                data = encode_rows(read_rows, (image.size[1], image.size[0]), channels,
+                                   quality, subsampling=subsampling, optimize=optimize,
+                                   restart_interval=restart, tables=tables_array,
+                                   grayscale=grayscale)
+                image.close()
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
     from PIL import Image
@@ -226,7 +303,7 @@ def _encode_learned(inputs: tuple[str, ...], output: str | None, level: int | No
 
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == "-" else src
-        image = load_image(read_input(src), name=name, max_pixels=max_pixels,
+        image = load_image(_source(src), name=name, max_pixels=max_pixels,
                            grayscale=grayscale, quiet=quiet)
         write_output(outputs[index], encode_image(image, level=level), inputs=list(inputs),
                      no_clobber=no_clobber)
