@@ -155,6 +155,19 @@ def test_tune_psnr_beats_trellis_alone() -> None:
 # --------------------------------------------------------------------------- standard files
 
 
+def frame_marker(data: bytes) -> int:
+    """The SOFn marker's second byte (0xC0 baseline, 0xC2 progressive)."""
+    pos = 2
+    while data[pos + 1] not in (0xC0, 0xC1, 0xC2, 0xC9, 0xCA):
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return data[pos + 1]
+
+
+#: a script with successive approximation of the DC and one band per component
+DC_REFINE_SCRIPT = [((0, 1, 2), 0, 0, 0, 1), ((0,), 1, 63, 0, 0), ((1,), 1, 63, 0, 0),
+                    ((2,), 1, 63, 0, 0), ((0, 1, 2), 0, 0, 1, 0)]
+
+
 def _decoders(data: bytes, tmp_path: Path) -> list[np.ndarray]:
     import cv2
 
@@ -180,12 +193,20 @@ def _decoders(data: bytes, tmp_path: Path) -> list[np.ndarray]:
     ({"tune": "psnr"}, "4:2:0", True, (50, 31)),
     ({"tune": "psnr", "restart_interval": 2}, "4:2:0", False, (53, 77)),
     ({"tune": "ssim"}, "4:2:0", False, (9, 250)),
+    ({"tune": "psnr", "progressive": True}, "4:2:0", False, (75, 83)),
+    ({"tune": "ssim", "progressive": True, "restart_interval": 2}, "4:2:0", True, (50, 31)),
+    ({"tune": "psnr", "progressive": False}, "4:4:4", False, (40, 66)),
+    ({"trellis": True, "progressive": True}, "4:2:2", False, (61, 45)),
+    ({"trellis": True, "progressive": True, "restart_interval": 5}, "4:2:0", False, None),
+    ({"trellis": True, "scans": DC_REFINE_SCRIPT}, "4:2:0", False, (47, 90)),
+    ({"tune": "psnr", "scans": DC_REFINE_SCRIPT}, "4:2:0", False, (47, 90)),
 ])
 def test_files_decode_identically_everywhere(options: dict, subsampling: str, gray: bool,
                                              shape: tuple[int, int] | None,
                                              tmp_path: Path) -> None:
-    """Trellis and tuned files are standard baseline JPEGs: Pillow, OpenCV, djpeg
-    (-strict, no warning) and our decoder give the same pixels."""
+    """Trellis and tuned files are standard JPEGs (baseline, or progressive when
+    asked or chosen): Pillow, OpenCV, djpeg (-strict, no warning) and our decoder
+    give the same pixels."""
     array = load_sample("kodim05_384x256.png")
     if shape is not None:
         array = array[: shape[0], : shape[1]]
@@ -193,10 +214,61 @@ def test_files_decode_identically_everywhere(options: dict, subsampling: str, gr
     if gray:
         image = image[:1].contiguous()
     data = encode_jpeg(image, 70, subsampling=subsampling, **options)
-    assert data[:2] == b"\xff\xd8" and b"\xff\xc0" in data
+    assert data[:2] == b"\xff\xd8"
+    progressive = options.get("progressive")
+    if "scans" in options:
+        progressive = True
+    expected = {True: {0xC2}, False: {0xC0}, None: {0xC0, 0xC2}}[progressive]
+    if "tune" not in options and progressive is None:
+        expected = {0xC0}
+    assert frame_marker(data) in expected
     first, *others = _decoders(data, tmp_path)
     for other in others:
         np.testing.assert_array_equal(first, other)
+
+
+def test_trellis_progressive_keeps_the_trellis_values() -> None:
+    """trellis + progressive: the trellis file's values in libjpeg's default
+    progression (the same bytes libjpeg-turbo's progressive writer makes of them)."""
+    from jpegtorch.formats.jfif_writer import write_coefficients
+
+    image = to_chw(load_sample("kodim23_256x192.png"))
+    sequential = encode_jpeg(image, 60, trellis=True)
+    progressive = encode_jpeg(image, 60, trellis=True, progressive=True)
+    assert frame_marker(sequential) == 0xC0 and frame_marker(progressive) == 0xC2
+    a, b = jpegtorch.read_coefficients(sequential), jpegtorch.read_coefficients(progressive)
+    for x, y in zip(a.blocks, b.blocks, strict=True):
+        assert torch.equal(x, y)
+    assert progressive == write_coefficients(a, progressive=True)
+
+
+def test_tune_chooses_the_least_cost_file() -> None:
+    """tune (progressive=None) keeps the least D + lambda R of the baseline file,
+    libjpeg's progression and the searched bands; forced progressive keeps one of
+    the progressive two; over the quality range the choice is not worse than
+    baseline at equal PSNR."""
+    image = to_chw(load_sample("kodim05_384x256.png"))
+    chosen, sizes = {}, {"auto": [], "baseline": []}
+    quality = {"auto": [], "baseline": []}
+    for q in (30, 50, 70, 90):
+        report: list[tuning.EncodeReport] = []
+        data = tuning.encode_optimized(image, q, tune="psnr", report=report)
+        extra = report[0].extra
+        assert set(extra["sizes"]) == {"baseline", "progressive", "bands"}
+        assert len(data) == extra["sizes"][extra["chosen"]]
+        chosen[q] = extra["chosen"]
+        base = tuning.encode_optimized(image, q, tune="psnr", progressive=False)
+        assert len(base) == extra["sizes"]["baseline"] and frame_marker(base) == 0xC0
+        assert frame_marker(data) == (0xC0 if extra["chosen"] == "baseline" else 0xC2)
+        report = []
+        forced = tuning.encode_optimized(image, q, tune="psnr", progressive=True, report=report)
+        assert frame_marker(forced) == 0xC2 and report[0].extra["chosen"] != "baseline"
+        for name, d in (("auto", data), ("baseline", base)):
+            sizes[name].append(len(d))
+            quality[name].append(rgb_psnr(d, image))
+    gain = metrics.bd_rate(sizes["baseline"], quality["baseline"], sizes["auto"],
+                           quality["auto"])
+    assert gain <= 0.05, (gain, chosen)
 
 
 # --------------------------------------------------------------------------- quality scale
@@ -275,6 +347,16 @@ def test_cli_trellis_and_tune(tmp_path: Path) -> None:
         sizes[flags] = out.stat().st_size
         assert Image.open(out).size == (256, 192)
     assert sizes[("--trellis",)] < sizes[("--optimize",)] < sizes[()]
+    for flags, marker in ((("--tune", "psnr", "--progressive"), 0xC2),
+                          (("--tune", "psnr", "--sequential"), 0xC0),
+                          (("--trellis", "--progressive"), 0xC2)):
+        out = tmp_path / f"{'_'.join(flags)}.jpg"
+        result = runner.invoke(cli, ["encode", str(source), "-q", "60", *flags, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert frame_marker(out.read_bytes()) == marker, flags
+    result = runner.invoke(cli, ["encode", str(source), "--tune", "psnr", "--restart-rows", "1",
+                                 "-o", str(tmp_path / "x.jpg")])
+    assert result.exit_code != 0 and "--restart-rows" in result.output
     result = runner.invoke(cli, ["encode", str(source), "--codec", "learned", "--tune", "psnr",
                                  "-o", str(tmp_path / "x.jtc")])
     assert result.exit_code != 0 and "--codec jpeg only" in result.output

@@ -135,16 +135,21 @@ def encode_optimized(image: Any, quality: int = 75, *, subsampling: str = "4:2:0
             integer tensor, a cjpeg ``-qtables`` file or a preset name.
         tune: None, "psnr" or "ssim".
         restart_interval: MCUs between restart markers (0: none).
-        progressive: None: the encoder decides (``tune``: a progressive file
-            of spectral bands when it is smaller, see
-            :mod:`jpegtorch.optimize.scans`; trellis alone: baseline); True: a
-            progressive file (``tune``: the searched bands; trellis alone:
-            libjpeg's default progression); False: baseline (SOF0).
-        scans: a scan script for the writer (overrides ``progressive``).
+        progressive: None: the encoder decides (``tune``: the baseline file,
+            libjpeg's default progression of the same values, or spectral
+            bands searched for this image with the values re-chosen for them
+            (:mod:`jpegtorch.optimize.scans`), whichever has the least ``D +
+            lambda * R``; trellis alone: baseline); True: a progressive file
+            (``tune``: the better of the two progressive candidates; trellis
+            alone: libjpeg's default progression); False: baseline (SOF0).
+        scans: a scan script for the writer (a list of ``(components, ss, se,
+            ah, al)`` or a cjpeg ``-scans`` file; overrides ``progressive``).
         report: if given, an :class:`EncodeReport` is appended.
 
     Returns:
-        The bytes of a baseline JPEG (SOF0, optimized Huffman tables).
+        The bytes of a standard Huffman-coded JPEG: baseline (SOF0) with
+        optimized Huffman tables, or progressive (SOF2) with optimal tables
+        per scan.
 
     Raises:
         JPEGError: invalid arguments.
@@ -219,29 +224,26 @@ def encode_optimized(image: Any, quality: int = 75, *, subsampling: str = "4:2:0
         return _write(plain, blocks, quant, restart_interval, progressive=bool(progressive),
                       scans=scans)
     baseline = _write(plain, blocks, quant, restart_interval)
-    if tune is None or progressive is False or not _writes_scans():
+    if tune is None or progressive is False:
         return baseline
     return _progressive_choice(plain, blocks, quant, weights, lam, coded_raw, baseline,
                                restart_interval, info, force=bool(progressive))
-
-
-def _writes_scans() -> bool:
-    """Whether this jpegtorch's writer takes scan scripts (progressive output)."""
-    import inspect
-
-    from ..formats.jfif_writer import write_coefficients
-
-    return "scans" in inspect.signature(write_coefficients).parameters
 
 
 def _progressive_choice(plain: analysis.Analysis, blocks: list[np.ndarray], quant: np.ndarray,
                         weights: np.ndarray, lam: float, coded_raw: list[np.ndarray],
                         baseline: bytes, restart_interval: int, info: EncodeReport, *,
                         force: bool) -> bytes:
-    """The progressive alternative: spectral bands with their own tables, the AC
-    values re-chosen by the trellis for those bands (their code lengths, their
-    end-of-band-run cost), alternated with the band statistics; kept when its
-    ``D + lambda * R`` (real file size) beats the baseline file's (or ``force``)."""
+    """The file with the least ``D + lambda * R`` (real file sizes) among:
+
+    * the baseline file (unless ``force``);
+    * the same values in libjpeg's default progression (successive
+      approximation pays at high quality);
+    * spectral bands with their own tables (:mod:`jpegtorch.optimize.scans`),
+      the AC values re-chosen by the trellis for those bands (their code
+      lengths, their end-of-band-run cost) for :data:`PROGRESSIVE_PASSES`
+      passes, the bands chosen once more at the end.
+    """
     from . import scans as scan_search
 
     ncomp = len(blocks)
@@ -262,9 +264,13 @@ def _progressive_choice(plain: analysis.Analysis, blocks: list[np.ndarray], quan
 
     restart = 0  # (restart intervals: the bands are chosen without them)
     current = own(blocks)
+    d_base = distortion(current)
+    candidates: dict[str, tuple[float, bytes]] = {}
+    if not force:
+        candidates["baseline"] = (d_base + lam * 8 * len(baseline), baseline)
+    simple = _write(plain, blocks, quant, restart_interval, progressive=True)
+    candidates["progressive"] = (d_base + lam * 8 * len(simple), simple)
     choice = scan_search.choose_bands(current, slots, restart=restart)
-    if not (choice.progressive or force):
-        return baseline
     bands = choice.bands
     costs = choice.costs
     for npass in range(PROGRESSIVE_PASSES):
@@ -287,13 +293,13 @@ def _progressive_choice(plain: analysis.Analysis, blocks: list[np.ndarray], quan
         hib, wib = real[c]
         grid[:hib, :wib] = current[c].reshape(hib, wib, 64)
         final.append(grid)
-    script = scan_search.band_script(choice.bands)
-    data = _write(plain, final, quant, restart_interval, scans=script)
-    j_base = distortion(own(blocks)) + lam * 8 * len(baseline)
-    j_prog = distortion(current) + lam * 8 * len(data)
-    info.extra.update(progressive_bits=8 * len(data), baseline_bits=8 * len(baseline),
-                      bands=choice.bands, chose_progressive=force or j_prog < j_base)
-    return data if force or j_prog < j_base else baseline
+    data = _write(plain, final, quant, restart_interval,
+                  scans=scan_search.band_script(choice.bands))
+    candidates["bands"] = (distortion(current) + lam * 8 * len(data), data)
+    chosen = min(candidates, key=lambda name: candidates[name][0])
+    info.extra.update(sizes={name: len(v[1]) for name, v in candidates.items()},
+                      bands=choice.bands, chosen=chosen)
+    return candidates[chosen][1]
 
 
 def _tuned_color(plain: analysis.Analysis, quant: np.ndarray, weights: np.ndarray, lam: float,
