@@ -27,7 +27,7 @@ from ._common import (
 )
 
 # Repeated from jpegtorch.compare so that --help imports nothing heavy.
-REFERENCES = ("opencv", "pillow", "libjpeg")
+REFERENCES = ("opencv", "pillow", "libjpeg", "mozjpeg")
 DEFAULT_QUALITIES = "10,30,50,70,90"
 IMAGE_SUFFIXES = {".png", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp", ".jpg",
                   ".jpeg", ".gif"}
@@ -76,9 +76,10 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-r", "--ref", "refs", multiple=True, callback=_references, metavar="NAME",
-              help="Reference: opencv (cv2.imencode/imdecode), pillow, or libjpeg "
-                   "(cjpeg/djpeg). Repeat or comma-separate for several; the first is the "
-                   "BD-rate baseline.  [default: pillow]")
+              help="Reference: opencv (cv2.imencode/imdecode), pillow, libjpeg "
+                   "(cjpeg/djpeg), or mozjpeg (its cjpeg, with its defaults). Repeat or "
+                   "comma-separate for several; the first is the BD-rate baseline.  "
+                   "[default: pillow]")
 @click.option("-q", "--quality", "quality_text", default=DEFAULT_QUALITIES, show_default=True,
               metavar="LIST",
               help="JPEG qualities: a list (10,50,90) or a range start:stop:step (5:95:5, "
@@ -86,6 +87,14 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling (all codecs).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (all codecs).")
+@click.option("--progressive", is_flag=True,
+              help="Progressive files (libjpeg's default progression) from jpegtorch, pillow, "
+                   "opencv and libjpeg; mozjpeg is progressive anyway.")
+@click.option("--mozjpeg", "mozjpeg_path", metavar="PATH",
+              help="mozjpeg's cjpeg (or its folder) for --ref mozjpeg.  [default: a mozjpeg "
+                   "cjpeg on the PATH]")
+@click.option("--mozjpeg-args", metavar="ARGS", default="",
+              help="Extra cjpeg switches for mozjpeg, e.g. '-tune-psnr' or '-baseline'.")
 @click.option("--tables", metavar="FILE|PRESET",
               help="Base quantization tables (a cjpeg -qtables file or a preset), scaled by "
                    "quality. pillow and libjpeg use them too; opencv cannot and keeps the "
@@ -120,11 +129,12 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 @quiet_debug_options
 @handle_errors
 def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsampling: str,
-            optimize: bool, tables: str | None, codecs: tuple[str, ...],
+            optimize: bool, progressive: bool, mozjpeg_path: str | None, mozjpeg_args: str,
+            tables: str | None, codecs: tuple[str, ...],
             level_text: str | None, model: str | None, fmt: str, output: str,
             plot: str | None, save: str | None, repeat: int, threads: int | None,
             max_pixels: int, quiet: bool, debug: bool) -> None:
-    """Compare jpegtorch with OpenCV, Pillow and libjpeg on images.
+    """Compare jpegtorch with OpenCV, Pillow, libjpeg and mozjpeg on images.
 
     For each image, quality and codec: file size (bytes, bpp), PSNR (RGB),
     PSNR-Y, SSIM, MS-SSIM (images over 160 pixels a side), encode and decode
@@ -139,6 +149,7 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
       jtorch compare photo.png --ref opencv,pillow,libjpeg -q 5:95:5 --plot rd.png
       jtorch compare *.png -q 10,50,90 --format json | jq '.[] | select(.codec=="opencv")'
       jtorch compare photo.png --tables tuned.txt --ref opencv --save out/cmp
+      jtorch compare photos/ --ref mozjpeg --mozjpeg ~/mozjpeg/cjpeg -q 30:90:10
     """
     if inputs.count(STDIO) > 1:
         raise click.UsageError("stdin ('-') can be read only once")
@@ -180,7 +191,17 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
     if threads is not None:
         torch.set_num_threads(threads)
 
-    settings = lib.JPEGSettings(subsampling=subsampling, optimize=optimize, tables=base_tables)
+    import shlex
+
+    try:
+        extra = tuple(shlex.split(mozjpeg_args))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mozjpeg-args") from None
+    if (mozjpeg_path or extra) and "mozjpeg" not in refs:
+        raise click.UsageError("--mozjpeg and --mozjpeg-args apply to --ref mozjpeg")
+    settings = lib.JPEGSettings(subsampling=subsampling, optimize=optimize, tables=base_tables,
+                                progressive=progressive, mozjpeg=mozjpeg_path,
+                                mozjpeg_args=extra)
     try:
         comparison = lib.Comparison(refs, codecs=codecs, qualities=qualities, levels=levels,
                                     settings=settings, model=model, repeat=repeat,

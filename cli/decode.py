@@ -1,7 +1,8 @@
 """``jtorch decode``: JPEG (or .jtc) files -> PNG or any format Pillow writes.
 
-The pixels are exactly libjpeg-turbo's (Pillow's). torch and the codec are
-imported inside the command, so that ``jtorch --help`` stays instant.
+The pixels are exactly libjpeg-turbo's (Pillow's). JPEG files never import
+torch (the reader and the compiled stage kernels work on numpy); .jtc files
+need it (the learned codec).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 from ._common import (
     STDIO,
     CliError,
+    atomic_output,
     handle_errors,
     plan_outputs,
     quiet_debug_options,
@@ -30,6 +32,28 @@ from ._common import (
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
 # repeated here so that --help does not import Pillow.
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# the reader's default max_memory (jpegtorch.formats.jfif_reader.DEFAULT_MAX_MEMORY)
+DEFAULT_MAX_MEMORY = "1G"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class ByteSize(click.ParamType):
+    """A byte count: ``123456``, ``512M``, ``1.5G`` (binary units, an optional B)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"{value!r} is not a size such as 800M or 2G", param, ctx)
+        if number < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return int(number * _UNITS[unit])
 
 JPEG_MAGIC = b"\xff\xd8"
 CONTAINER_MODULE = "jpegtorch.formats.container"
@@ -74,25 +98,128 @@ def recompressed(data: bytes) -> bool:
 
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
-                 model: str | None = None) -> Any:
-    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+                 model: str | None = None, max_memory: int | None = None) -> Any:
+    """Decode file bytes by their magic number: uint8 ``[H, W, C]`` numpy array.
+
+    JPEG files take the torch-free path (:func:`decode_jpeg_array`); .jtc
+    files of recompressed JPEGs are restored first; other .jtc files go to the
+    learned codec (torch).
+    """
     if recompressed(data):
         from jpegtorch.recompress import restore_jpeg
 
         data = restore_jpeg(data, max_pixels=max_pixels)
     if data.startswith(JPEG_MAGIC):
-        from jpegtorch.formats.jfif_reader import decode_jpeg
+        from jpegtorch.formats.jfif_reader import decode_jpeg_array
 
-        return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
+        return decode_jpeg_array(data, lenient=lenient, max_pixels=max_pixels,
+                                 max_memory=max_memory)
     decoder = container_decoder(data)
     if decoder is not None:
         options: dict[str, Any] = {"max_pixels": max_pixels}
         if model:
             options["model"] = model
-        return decoder(data, **options)
+        image = decoder(data, **options)
+        return image.permute(1, 2, 0).contiguous().numpy()
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")
+
+
+class _PNGSink:
+    """Rows from :func:`decode_jpeg_rows` into the streaming PNG writer."""
+
+    def __init__(self, handle: Any, level: int) -> None:
+        self.handle = handle
+        self.level = level
+        self.writer: Any = None
+
+    def begin(self, height: int, width: int, channels: int) -> None:
+        from jpegtorch.formats.png_writer import PNGWriter
+
+        self.writer = PNGWriter(self.handle, height, width, channels, self.level)
+
+    def write(self, rows: Any) -> None:
+        self.writer.rows(rows)
+
+
+def stream_png(data: bytes, target: str, *, lenient: bool, max_pixels: int | None,
+               max_memory: int | None, inputs: list[str], no_clobber: bool,
+               level: int = 1) -> None:
+    """Decode JPEG bytes straight into a PNG file (atomically; ``-`` = stdout)."""
+    from jpegtorch.formats.jfif_reader import decode_jpeg_rows
+
+    with atomic_output(target, inputs=inputs, no_clobber=no_clobber) as handle:
+        # to stdout only once the decode succeeded (strict errors come late)
+        out = io.BytesIO() if target == STDIO else handle
+        sink = _PNGSink(out, level)
+        decode_jpeg_rows(data, sink, lenient=lenient, max_pixels=max_pixels,
+                         max_memory=max_memory)
+        sink.writer.close()
+        if out is not handle:
+            handle.write(out.getvalue())
+
+
+class _PillowSink:
+    """Rows from :func:`decode_jpeg_rows` pasted into a Pillow image, band by band."""
+
+    def __init__(self) -> None:
+        self.image: Any = None
+        self.y = 0
+
+    def begin(self, height: int, width: int, channels: int) -> None:
+        from PIL import Image
+
+        self.mode = "L" if channels == 1 else "RGB"
+        self.image = Image.new(self.mode, (width, height))
+
+    def write(self, rows: Any) -> None:
+        from PIL import Image
+
+        n, width = rows.shape[:2]
+        strip = Image.frombuffer(self.mode, (width, n), rows.tobytes(), "raw", self.mode, 0, 1)
+        self.image.paste(strip, (0, self.y))
+        self.y += n
+
+
+def decode_to_pillow(data: bytes, *, lenient: bool, max_pixels: int | None,
+                     max_memory: int | None) -> Any:
+    """A JPEG decoded into a Pillow image without a whole-image array of our own."""
+    from jpegtorch.formats.jfif_reader import decode_jpeg_rows
+
+    sink = _PillowSink()
+    decode_jpeg_rows(data, sink, lenient=lenient, max_pixels=max_pixels, max_memory=max_memory)
+    return sink.image
+
+
+def write_image(array: Any, target: str, fmt: str, *, inputs: list[str],
+                no_clobber: bool, png_level: int = 1) -> None:
+    """Write uint8 ``[H, W, C]`` pixels with Pillow (atomically; ``-`` = stdout)."""
+    from PIL import Image
+
+    if array.shape[2] == 1:
+        array = array[:, :, 0]
+    # Pillow copies the pixels once (its own image memory)
+    image = Image.fromarray(array)
+    del array
+    save_image(image, target, fmt, inputs=inputs, no_clobber=no_clobber, png_level=png_level)
+
+
+def save_image(image: Any, target: str, fmt: str, *, inputs: list[str], no_clobber: bool,
+               png_level: int = 1) -> None:
+    """Save a Pillow image straight into the atomic output file (``-`` = stdout)."""
+    try:
+        with atomic_output(target, inputs=inputs, no_clobber=no_clobber) as handle:
+            # stdout may be a pipe: formats such as TIFF need to seek
+            sink = io.BytesIO() if target == STDIO else handle
+            try:
+                image.save(sink, fmt, **({"compress_level": png_level} if fmt == "PNG" else {}))
+            except (OSError, ValueError, KeyError) as exc:
+                raise CliError(f"cannot write {fmt}: {exc}") from None
+            if sink is not handle:
+                handle.write(sink.getvalue())
+    finally:
+        image.close()
 
 
 def output_format(path: str, fmt: str | None) -> str:
@@ -137,11 +264,18 @@ def output_format(path: str, fmt: str | None) -> str:
 @click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
+@click.option("--max-memory", type=ByteSize(), default=DEFAULT_MAX_MEMORY, show_default=True,
+              help="Refuse JPEGs whose decoding would allocate more (coefficients of "
+                   "progressive files + pixels), checked before allocating, like djpeg "
+                   "-maxmemory; e.g. 500M, 4G (0 = no limit).")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="zlib level of PNG outputs: 1 is fast (OpenCV's default), 6 Pillow's, "
+                   "9 the smallest files.")
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           model: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
-           debug: bool) -> None:
+           model: str | None, no_clobber: bool, max_pixels: int, max_memory: int,
+           png_level: int, quiet: bool, debug: bool) -> None:
     """Decode JPEG (and .jtc) files to PNG (or any format Pillow writes).
 
     The pixels are exactly libjpeg-turbo's (Pillow's, default settings).
@@ -177,30 +311,38 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == STDIO else src
         data = read_input(src)
-        if formats[outputs[index]] == "JPEG" and recompressed(data):
+        target = outputs[index]
+        if recompressed(data):
             from jpegtorch.recompress import restore_jpeg
 
-            original = restore_jpeg(data, max_pixels=max_pixels or None)
-            write_output(outputs[index], original, inputs=list(inputs), no_clobber=no_clobber)
-            return
+            data = restore_jpeg(data, max_pixels=max_pixels or None)
+            if formats[target] == "JPEG":  # the original file, byte for byte
+                write_output(target, data, inputs=list(inputs), no_clobber=no_clobber)
+                return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
-                                 model=model)
+            array = None
+            if formats[target] == "PNG" and data.startswith(JPEG_MAGIC):
+                # JPEG -> PNG band by band: the whole image is never in memory
+                stream_png(data, target, lenient=lenient, max_pixels=max_pixels or None,
+                           max_memory=max_memory or None, inputs=list(inputs),
+                           no_clobber=no_clobber, level=png_level)
+            elif data.startswith(JPEG_MAGIC):
+                # other formats: bands pasted into Pillow's own image (one copy in all)
+                image = decode_to_pillow(data, lenient=lenient,
+                                         max_pixels=max_pixels or None,
+                                         max_memory=max_memory or None)
+                save_image(image, target, formats[target], inputs=list(inputs),
+                           no_clobber=no_clobber, png_level=png_level)
+            else:
+                array = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
+                                     model=model, max_memory=max_memory or None)
+        del data
         for item in caught:
             warn(f"{name}: {item.message}", quiet=quiet)
-        array = image.permute(1, 2, 0).contiguous().numpy()
-        if array.shape[2] == 1:
-            array = array[:, :, 0]
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        try:
-            Image.fromarray(array).save(buffer, formats[outputs[index]])
-        except (OSError, ValueError, KeyError) as exc:
-            raise CliError(f"cannot write {formats[outputs[index]]}: {exc}") from None
-        write_output(outputs[index], buffer.getvalue(), inputs=list(inputs),
-                     no_clobber=no_clobber)
+        if array is not None:
+            write_image(array, target, formats[target], inputs=list(inputs),
+                        no_clobber=no_clobber, png_level=png_level)
 
     failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="decode")
     if failures:

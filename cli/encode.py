@@ -1,4 +1,5 @@
-"""``jtorch encode``: images -> baseline JPEG files, byte-identical to libjpeg-turbo.
+"""``jtorch encode``: images -> JPEG files (baseline or progressive), byte-identical to
+libjpeg-turbo.
 
 The codec is imported inside the command, so that ``jtorch --help`` stays
 instant; the JPEG path runs on numpy and the compiled kernels and never
@@ -171,16 +172,29 @@ def _source(src: str) -> bytes | str:
                    "75; with --codec learned the level 1..6 (1 = smallest file), default 4.")
 @click.option("--codec", type=click.Choice(["jpeg", "learned", "recompress"]), default="jpeg",
               show_default=True,
-              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container; "
-                   "recompress: JPEG inputs losslessly into a smaller .jtc (jtorch decode "
-                   "-o x.jpg gives the original file back, byte for byte).")
+              help="jpeg: JFIF (.jpg), baseline or progressive; learned: the learned codec's "
+                   ".jtc container; recompress: JPEG inputs losslessly into a smaller .jtc "
+                   "(jtorch decode -o x.jpg gives the original file back, byte for byte).")
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"]),
               default="4:2:0", show_default=True,
               help="Chroma subsampling (4:4:0 = cjpeg -sample 1x2, 4:1:1 = -sample 4x1).")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
-              help="Restart marker every N MCUs (0 = none).")
+              help="Restart marker every N MCUs (0 = none; cjpeg -restart NB).")
+@click.option("--restart-rows", type=click.IntRange(0, 65535), default=0, metavar="N",
+              help="Restart marker every N MCU rows (cjpeg -restart N, Pillow "
+                   "restart_marker_rows).")
+@click.option("--force-baseline/--no-force-baseline", default=True, show_default=True,
+              help="Clamp quality-scaled tables to 8 bits (Pillow, cjpeg -baseline); "
+                   "--no-force-baseline keeps entries up to 32767 at low quality (16-bit "
+                   "tables, as plain cjpeg).")
+@click.option("--progressive", is_flag=True,
+              help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
+                   "tables per scan (cjpeg -progressive, Pillow progressive=True).")
+@click.option("--scans", "scans_file", metavar="FILE",
+              help="Scan script in cjpeg's -scans format ('0,1,2: 0-0, 0, 1;' ...); as in "
+                   "cjpeg it makes the file progressive unless its first scan is 0-63.")
 @click.option("--tables", metavar="FILE|PRESET",
               help="Base quantization tables: a cjpeg -qtables file or a preset name "
                    "(annex-k, or jpegtorch/presets/NAME.txt); scaled by -q as libjpeg "
@@ -199,19 +213,22 @@ def _source(src: str) -> bytes | str:
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           tables: str | None, trellis: bool, tune: str | None, no_clobber: bool,
-           max_pixels: int, quiet: bool, debug: bool) -> None:
-    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
+           restart_rows: int, force_baseline: bool, progressive: bool,
+           scans_file: str | None, tables: str | None, trellis: bool, tune: str | None,
+           no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
+    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
 
-    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
-    with the same settings (--trellis and --tune choose the quantized values
-    themselves: standard files, smaller at the same quality). Gray inputs give
+    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline,
+    cjpeg -progressive, cjpeg -scans) with the same settings (--trellis and
+    --tune choose the quantized values themselves: standard files, smaller at
+    the same quality). Gray inputs give
     gray JPEGs; alpha is dropped.
 
     \b
     Examples:
       jtorch encode photo.png -q 90 -o photo.jpg
       jtorch encode *.png -o out/ --optimize
+      jtorch encode photo.png --progressive -o photo.jpg
       jtorch encode photo.png --tune psnr -q 75 -o photo.jpg
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
@@ -219,11 +236,15 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     """
     if inputs.count("-") > 1:
         raise click.UsageError("stdin ('-') can be read only once")
+    if restart and restart_rows:
+        raise click.UsageError("give --restart (MCUs) or --restart-rows, not both")
     if codec == "recompress":
         options = {"-q/--quality": quality is not None, "--grayscale": grayscale,
                    "--optimize": optimize, "--restart": bool(restart),
                    "--tables": tables is not None, "--trellis": trellis, "--tune": bool(tune),
-                   "--subsampling": subsampling != "4:2:0"}
+                   "--subsampling": subsampling != "4:2:0", "--progressive": progressive,
+                   "--scans": scans_file is not None, "--restart-rows": bool(restart_rows),
+                   "--no-force-baseline": not force_baseline}
         used = [name for name, on in options.items() if on]
         if used:
             raise click.UsageError(f"{', '.join(used)} do not apply to --codec recompress "
@@ -231,11 +252,18 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         _encode_recompress(inputs, output, no_clobber, max_pixels, quiet, debug)
         return
     if codec == "learned":
+        if progressive or scans_file is not None or restart_rows or not force_baseline:
+            raise click.UsageError("--progressive, --scans, --restart-rows and "
+                                   "--no-force-baseline apply to --codec jpeg only")
         if trellis or tune:
             raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
                         no_clobber, max_pixels, quiet, debug)
         return
+    if (trellis or tune) and (progressive or scans_file is not None or restart_rows
+                              or not force_baseline):
+        raise click.UsageError("--progressive, --scans, --restart-rows and --no-force-baseline "
+                               "do not combine with --trellis or --tune yet")
     quality = 75 if quality is None else quality
     outputs = plan_outputs(list(inputs), output, ".jpg")
 
@@ -247,6 +275,14 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         tables_array = base_tables(tables) if tables is not None else None
     except JPEGError as exc:
         raise click.BadParameter(str(exc), param_hint="--tables") from None
+    scans = None
+    if scans_file is not None:
+        from jpegtorch.formats.scans import read_scan_script
+
+        try:
+            scans = read_scan_script(scans_file)
+        except JPEGError as exc:
+            raise click.BadParameter(str(exc), param_hint="--scans") from None
 
     def process(index: int, src: str) -> None:
         name = "<stdin>" if src == "-" else src
@@ -257,7 +293,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                                grayscale=grayscale, quiet=quiet)
             data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
                                restart_interval=restart, tables=tables, trellis=trellis,
-                               tune=tune)
+                               tune=tune, progressive=progressive, scans=scans,
+                               restart_rows=restart_rows, force_baseline=force_baseline)
         else:
             with open_image(_source(src), max_pixels=max_pixels) as im:
                 image, read_rows, channels = image_rows(im, name=name, quiet=quiet)
@@ -265,7 +302,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                 data = encode_rows(read_rows, (image.size[1], image.size[0]), channels,
                                    quality, subsampling=subsampling, optimize=optimize,
                                    restart_interval=restart, tables=tables_array,
-                                   grayscale=grayscale)
+                                   grayscale=grayscale, progressive=progressive, scans=scans,
+                                   restart_rows=restart_rows, force_baseline=force_baseline)
                 image.close()
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
 
