@@ -21,9 +21,7 @@ The per-coefficient loop is compiled with numba (``@njit(cache=True)``): one
 scan traversal, specialised into two cached kernels (statistics gathering for
 ``optimize`` and encoding), reading int16 (libjpeg's JCOEF) or int32 blocks.
 Nonzero AC coefficients are visited through a 64-bit mask (lowest set bit
-first, LLVM's cttz; categories by ctlz) rather than by a branch per
-coefficient; the banded encoder's quantizer hands over the masks ready-made.
-Bits are appended inline and written 32 at a time. The coder keeps its state
+first) rather than by a branch per coefficient. The coder keeps its state
 (bit buffer, DC predictors, restart counter) between calls, so a scan can be
 coded a band of MCU rows at a time.
 
@@ -46,9 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from jpegtorch.errors import JPEGError
 from jpegtorch.kernels.sampling import SUBSAMPLING
@@ -90,51 +86,43 @@ _AC_MASK_LUT = _ac_mask_lut()
 # allows |DC difference| < 2**11 and |AC| < 2**10, as libjpeg checks.
 _BAD_DC, _BAD_AC, _NO_CODE = 1, 2, 3
 
+# Bit length of magnitudes 0..4095 (the JPEG "category", SSSS).
+_NBITS = np.array([int(m).bit_length() for m in range(4096)], dtype=np.uint8)
 
-
-@intrinsic
-def _trailing_zeros(typingctx, x):  # pragma: no cover - compiled
-    """Index of the lowest set bit of a nonzero int64 (LLVM's cttz)."""
-    if x != types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
-
-    return types.int64(types.int64), codegen
-
-
-@intrinsic
-def _bit_length(typingctx, x):  # pragma: no cover - compiled
-    """Bits needed for a non-negative int64: 64 - ctlz (0 for 0), the JPEG category."""
-    if x != types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        zeros = builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
-        return builder.sub(ir.Constant(ir.IntType(64), 64), zeros)
-
-    return types.int64(types.int64), codegen
+# Index of the lowest set bit of x: _DEBRUIJN_LUT[((x & -x) * _DEBRUIJN) >> 58 & 63].
+_DEBRUIJN = 0x03F79D71B4CB0A89
+_DEBRUIJN_LUT = np.zeros(64, dtype=np.int64)
+_DEBRUIJN_LUT[[((1 << i) * _DEBRUIJN) % (1 << 64) >> 58 for i in range(64)]] = np.arange(64)
 
 
 @njit(inline="always")
-def _no_ff(word):  # pragma: no cover - compiled
-    """Whether none of the four bytes of ``word`` (< 2**32) is 0xFF."""
+def _emit(out, pos, acc, nacc):  # pragma: no cover - compiled
+    """Emit the top 32 of the ``nacc >= 32`` pending bits (with 0xFF stuffing).
+
+    Callers append bits themselves (``acc = acc << size | code``; at most 31
+    pending bits plus one 27-bit code fit in 64 bits) and call this only when
+    32 or more are pending: an array handed to an inlined function costs two
+    reference-count calls, which would otherwise dominate every symbol.
+    """
+    nacc -= 32
+    word = acc >> nacc
+    acc &= (np.int64(1) << nacc) - 1
     inv = ~word & 0xFFFFFFFF
-    return ((inv - 0x01010101) & ~inv & 0x80808080) == 0
-
-
-@njit(nogil=True)
-def _put_stuffed(out, pos, word):  # pragma: no cover - compiled
-    """Write the four bytes of ``word``, each 0xFF followed by a stuffed 0x00."""
-    for shift in range(24, -8, -8):
-        b = (word >> shift) & 0xFF
-        out[pos] = b
-        pos += 1
-        if b == 0xFF:
-            out[pos] = 0
+    if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no 0xFF byte: fast path
+        out[pos] = (word >> 24) & 0xFF
+        out[pos + 1] = (word >> 16) & 0xFF
+        out[pos + 2] = (word >> 8) & 0xFF
+        out[pos + 3] = word & 0xFF
+        pos += 4
+    else:
+        for shift in range(24, -8, -8):
+            b = (word >> shift) & 0xFF
+            out[pos] = b
             pos += 1
-    return pos
+            if b == 0xFF:
+                out[pos] = 0
+                pos += 1
+    return pos, acc, nacc
 
 
 @njit(inline="always")
@@ -157,7 +145,7 @@ def _flush(out, pos, acc, nacc):  # pragma: no cover - compiled
 
 @njit(inline="always")
 def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0, mcu_row1,
-          mcu_cols, restart_interval, zigzag, codes, sizes, counts, state,
+          mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes, sizes, counts, state,
           out, gather, final):  # pragma: no cover - compiled
     """Gather symbol statistics (``gather``) or entropy-code MCU rows of one scan.
 
@@ -172,12 +160,6 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
     ``dc_tab[c]`` and AC table ``ac_tab[c]``. ``codes``/``sizes`` ``[4, 256]``:
     Huffman codes and lengths (rows 0-1 DC, 2-3 AC tables); ``counts``
     ``[4, 257]`` int64 receives the statistics when gathering.
-
-    Bits are appended inline (``acc = acc << size | code``: at most 31 pending
-    bits plus one 27-bit code fit in 64 bits) and the top 32 written out as
-    soon as 32 are pending, all in this function's own loop: numba
-    reference-counts an array handed to an inlined function (two calls), which
-    would otherwise cost more than the symbol itself.
 
     The coder's state lives in ``state`` (int64 ``[16]``: output position,
     pending bits, their count, MCUs left in the restart interval, next RSTn,
@@ -241,7 +223,7 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
                         mag = -diff if diff < 0 else diff
                         if mag >= 2048:
                             return out, 1, mcu
-                        nbits = _bit_length(mag)
+                        nbits = np.int64(nbits_lut[mag])
                         if gather:
                             counts[dct, nbits] += 1
                         else:
@@ -255,20 +237,10 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
                             acc = (acc << (size + nbits)) | code
                             nacc += size + nbits
                             if nacc >= 32:
-                                nacc -= 32
-                                word = acc >> nacc
-                                acc &= (np.int64(1) << nacc) - 1
-                                if _no_ff(word):
-                                    out[pos] = word >> 24
-                                    out[pos + 1] = (word >> 16) & 0xFF
-                                    out[pos + 2] = (word >> 8) & 0xFF
-                                    out[pos + 3] = word & 0xFF
-                                    pos += 4
-                                else:
-                                    pos = _put_stuffed(out, pos, word)
+                                pos, acc, nacc = _emit(out, pos, acc, nacc)
                         # AC run lengths (F.1.2.2)
                         # Bit k-1 of mask: coefficient k (zigzag) is nonzero. Visiting
-                        # the set bits (lowest first, LLVM cttz) avoids a branch per
+                        # the set bits (lowest first, de Bruijn) avoids a branch per
                         # coefficient.
                         if with_masks:
                             mask = masks[moff[c] + (base >> 6)]
@@ -278,15 +250,16 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
                                 mask |= np.int64(coef[base + zigzag[k]] != 0) << (k - 1)
                         prev = 0
                         while mask != 0:
-                            k = _trailing_zeros(mask) + 1
-                            mask &= mask - 1
+                            low = mask & -mask
+                            k = debruijn_lut[((low * _DEBRUIJN) >> 58) & 63] + 1
+                            mask ^= low
                             run = k - prev - 1
                             prev = k
                             val = np.int64(coef[base + zigzag[k]])
                             mag = -val if val < 0 else val
                             if mag >= 1024:
                                 return out, 2, mcu
-                            nbits = _bit_length(mag)
+                            nbits = np.int64(nbits_lut[mag])
                             while run > 15:
                                 if gather:
                                     counts[act, 0xF0] += 1
@@ -297,17 +270,7 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
                                     acc = (acc << size) | np.int64(codes[act, 0xF0])
                                     nacc += size
                                     if nacc >= 32:
-                                        nacc -= 32
-                                        word = acc >> nacc
-                                        acc &= (np.int64(1) << nacc) - 1
-                                        if _no_ff(word):
-                                            out[pos] = word >> 24
-                                            out[pos + 1] = (word >> 16) & 0xFF
-                                            out[pos + 2] = (word >> 8) & 0xFF
-                                            out[pos + 3] = word & 0xFF
-                                            pos += 4
-                                        else:
-                                            pos = _put_stuffed(out, pos, word)
+                                        pos, acc, nacc = _emit(out, pos, acc, nacc)
                                 run -= 16
                             sym = (run << 4) + nbits
                             if gather:
@@ -323,17 +286,7 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
                                 acc = (acc << (size + nbits)) | code
                                 nacc += size + nbits
                                 if nacc >= 32:
-                                    nacc -= 32
-                                    word = acc >> nacc
-                                    acc &= (np.int64(1) << nacc) - 1
-                                    if _no_ff(word):
-                                        out[pos] = word >> 24
-                                        out[pos + 1] = (word >> 16) & 0xFF
-                                        out[pos + 2] = (word >> 8) & 0xFF
-                                        out[pos + 3] = word & 0xFF
-                                        pos += 4
-                                    else:
-                                        pos = _put_stuffed(out, pos, word)
+                                    pos, acc, nacc = _emit(out, pos, acc, nacc)
                         if prev < 63:  # end of block
                             if gather:
                                 counts[act, 0] += 1
@@ -344,17 +297,7 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
                                 acc = (acc << size) | np.int64(codes[act, 0])
                                 nacc += size
                                 if nacc >= 32:
-                                    nacc -= 32
-                                    word = acc >> nacc
-                                    acc &= (np.int64(1) << nacc) - 1
-                                    if _no_ff(word):
-                                        out[pos] = word >> 24
-                                        out[pos + 1] = (word >> 16) & 0xFF
-                                        out[pos + 2] = (word >> 8) & 0xFF
-                                        out[pos + 3] = word & 0xFF
-                                        pos += 4
-                                    else:
-                                        pos = _put_stuffed(out, pos, word)
+                                    pos, acc, nacc = _emit(out, pos, acc, nacc)
             mcu += 1
     if final and not gather:
         if pos + 8 > out.shape[0]:
@@ -376,25 +319,25 @@ def _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_r
 # Two entry points, so that ``gather`` is a compile-time constant in each.
 @njit(cache=True, nogil=True)
 def _encode_scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
-                 mcu_row1, mcu_cols, restart_interval, zigzag, codes,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
                  sizes, state, out, final):  # pragma: no cover - compiled
     """Entropy-code MCU rows of a scan (see ``_scan``); returns ``(out, error, mcu)``."""
     counts = np.zeros((1, 1), dtype=np.int64)
     return _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
-                 mcu_row1, mcu_cols, restart_interval, zigzag, codes,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
                  sizes, counts, state, out, False, final)
 
 
 @njit(cache=True, nogil=True)
 def _gather_scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
-                 mcu_row1, mcu_cols, restart_interval, zigzag, counts,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, counts,
                  state):  # pragma: no cover - compiled
     """Count the Huffman symbols of MCU rows of a scan into ``counts`` (see ``_scan``)."""
     codes = np.zeros((1, 1), dtype=np.uint32)
     sizes = np.zeros((1, 1), dtype=np.int32)
     out = np.empty(0, dtype=np.uint8)
     return _scan(c0, c1, c2, c3, masks, moff, row_stride, hs, vs, dc_tab, ac_tab, mcu_row0,
-                 mcu_row1, mcu_cols, restart_interval, zigzag, codes,
+                 mcu_row1, mcu_cols, restart_interval, zigzag, nbits_lut, debruijn_lut, codes,
                  sizes, counts, state, out, True, False)
 
 
@@ -435,7 +378,8 @@ class _ScanCoder:
         flats += [empty] * (4 - len(flats))
         mask_args = masks if masks is not None else (_NO_MASKS, _NO_OFFSETS)
         return (*flats, *mask_args, row_stride, self.hs, self.vs, self.tab, self.tab, mcu_row0,
-                mcu_row1, self.mcu_cols, self.restart_interval, _ZIGZAG)
+                mcu_row1, self.mcu_cols, self.restart_interval, _ZIGZAG, _NBITS,
+                _DEBRUIJN_LUT)
 
     def _check(self, err: int, mcu: int) -> None:
         if err:
