@@ -189,9 +189,12 @@ def _source(src: str) -> bytes | str:
               help="Clamp quality-scaled tables to 8 bits (Pillow, cjpeg -baseline); "
                    "--no-force-baseline keeps entries up to 32767 at low quality (16-bit "
                    "tables, as plain cjpeg).")
-@click.option("--progressive", is_flag=True,
+@click.option("--progressive/--sequential", default=None,
               help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
-                   "tables per scan (cjpeg -progressive, Pillow progressive=True).")
+                   "tables per scan (cjpeg -progressive, Pillow progressive=True). Default: "
+                   "sequential, except with --tune, which picks the smallest of sequential, "
+                   "the default progression and spectral bands searched for the image "
+                   "(--progressive: one of the progressive two).")
 @click.option("--scans", "scans_file", metavar="FILE",
               help="Scan script in cjpeg's -scans format ('0,1,2: 0-0, 0, 1;' ...); as in "
                    "cjpeg it makes the file progressive unless its first scan is 0-63.")
@@ -213,7 +216,7 @@ def _source(src: str) -> bytes | str:
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           restart_rows: int, force_baseline: bool, progressive: bool,
+           restart_rows: int, force_baseline: bool, progressive: bool | None,
            scans_file: str | None, tables: str | None, trellis: bool, tune: str | None,
            no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
@@ -260,10 +263,9 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
                         no_clobber, max_pixels, quiet, debug)
         return
-    if (trellis or tune) and (progressive or scans_file is not None or restart_rows
-                              or not force_baseline):
-        raise click.UsageError("--progressive, --scans, --restart-rows and --no-force-baseline "
-                               "do not combine with --trellis or --tune yet")
+    if (trellis or tune) and (restart_rows or not force_baseline):
+        raise click.UsageError("--restart-rows and --no-force-baseline do not combine with "
+                               "--trellis or --tune (use --restart)")
     quality = 75 if quality is None else quality
     outputs = plan_outputs(list(inputs), output, ".jpg")
 
@@ -302,7 +304,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                 data = encode_rows(read_rows, (image.size[1], image.size[0]), channels,
                                    quality, subsampling=subsampling, optimize=optimize,
                                    restart_interval=restart, tables=tables_array,
-                                   grayscale=grayscale, progressive=progressive, scans=scans,
+                                   grayscale=grayscale, progressive=bool(progressive),
+                                   scans=scans,
                                    restart_rows=restart_rows, force_baseline=force_baseline)
                 image.close()
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
