@@ -311,9 +311,10 @@ def _recompress(data: bytes, layout: jl.Layout, max_pixels: int | None) -> bytes
     for scan in layout.scans:
         original = data[scan.start:scan.end]
 
-        def encode(p: np.ndarray | None, scan: jl.ScanLayout = scan,
+        def encode(p: np.ndarray | None, scan: jl.ScanLayout = scan, hint: int = len(original),
                    ) -> tuple[bytes, np.ndarray, np.ndarray]:
-            return jl.encode_sequential_scan(layout, scan, coefficients, p, masks)
+            return jl.encode_sequential_scan(layout, scan, coefficients, p, masks,
+                                             size_hint=hint)
 
         match = jl.match_scan(original, encode)
         if match is None:
@@ -398,7 +399,8 @@ def _restore(box: jtc.Container, streams: dict[str, bytes], parsed: _Parsed,
     for i, scan in enumerate(layout.scans):
         try:
             scan_data, _, _ = jl.encode_sequential_scan(layout, scan, coefficients,
-                                                        parsed.pads[i], masks)
+                                                        parsed.pads[i], masks,
+                                                        size_hint=parsed.size)
         except JPEGError as exc:
             raise JPEGError(f"corrupt recompressed JPEG ({exc})") from None
         out += [scan_data, parsed.tails[i], parsed.pieces[i + 1]]
