@@ -245,7 +245,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         options = {"-q/--quality": quality is not None, "--grayscale": grayscale,
                    "--optimize": optimize, "--restart": bool(restart),
                    "--tables": tables is not None, "--trellis": trellis, "--tune": bool(tune),
-                   "--subsampling": subsampling != "4:2:0", "--progressive": progressive,
+                   "--subsampling": subsampling != "4:2:0",
+                   "--progressive/--sequential": progressive is not None,
                    "--scans": scans_file is not None, "--restart-rows": bool(restart_rows),
                    "--no-force-baseline": not force_baseline}
         used = [name for name, on in options.items() if on]
@@ -255,8 +256,9 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         _encode_recompress(inputs, output, no_clobber, max_pixels, quiet, debug)
         return
     if codec == "learned":
-        if progressive or scans_file is not None or restart_rows or not force_baseline:
-            raise click.UsageError("--progressive, --scans, --restart-rows and "
+        if (progressive is not None or scans_file is not None or restart_rows
+                or not force_baseline):
+            raise click.UsageError("--progressive/--sequential, --scans, --restart-rows and "
                                    "--no-force-baseline apply to --codec jpeg only")
         if trellis or tune:
             raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
