@@ -189,9 +189,12 @@ def _source(src: str) -> bytes | str:
               help="Clamp quality-scaled tables to 8 bits (Pillow, cjpeg -baseline); "
                    "--no-force-baseline keeps entries up to 32767 at low quality (16-bit "
                    "tables, as plain cjpeg).")
-@click.option("--progressive", is_flag=True,
+@click.option("--progressive/--sequential", default=None,
               help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
-                   "tables per scan (cjpeg -progressive, Pillow progressive=True).")
+                   "tables per scan (cjpeg -progressive, Pillow progressive=True). Default: "
+                   "sequential, except with --tune, which picks the smallest of sequential, "
+                   "the default progression and spectral bands searched for the image "
+                   "(--progressive: one of the progressive two).")
 @click.option("--scans", "scans_file", metavar="FILE",
               help="Scan script in cjpeg's -scans format ('0,1,2: 0-0, 0, 1;' ...); as in "
                    "cjpeg it makes the file progressive unless its first scan is 0-63.")
@@ -213,7 +216,7 @@ def _source(src: str) -> bytes | str:
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           restart_rows: int, force_baseline: bool, progressive: bool,
+           restart_rows: int, force_baseline: bool, progressive: bool | None,
            scans_file: str | None, tables: str | None, trellis: bool, tune: str | None,
            no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
@@ -242,7 +245,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         options = {"-q/--quality": quality is not None, "--grayscale": grayscale,
                    "--optimize": optimize, "--restart": bool(restart),
                    "--tables": tables is not None, "--trellis": trellis, "--tune": bool(tune),
-                   "--subsampling": subsampling != "4:2:0", "--progressive": progressive,
+                   "--subsampling": subsampling != "4:2:0",
+                   "--progressive/--sequential": progressive is not None,
                    "--scans": scans_file is not None, "--restart-rows": bool(restart_rows),
                    "--no-force-baseline": not force_baseline}
         used = [name for name, on in options.items() if on]
@@ -252,18 +256,18 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         _encode_recompress(inputs, output, no_clobber, max_pixels, quiet, debug)
         return
     if codec == "learned":
-        if progressive or scans_file is not None or restart_rows or not force_baseline:
-            raise click.UsageError("--progressive, --scans, --restart-rows and "
+        if (progressive is not None or scans_file is not None or restart_rows
+                or not force_baseline):
+            raise click.UsageError("--progressive/--sequential, --scans, --restart-rows and "
                                    "--no-force-baseline apply to --codec jpeg only")
         if trellis or tune:
             raise click.UsageError("--trellis and --tune apply to --codec jpeg only")
         _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
                         no_clobber, max_pixels, quiet, debug)
         return
-    if (trellis or tune) and (progressive or scans_file is not None or restart_rows
-                              or not force_baseline):
-        raise click.UsageError("--progressive, --scans, --restart-rows and --no-force-baseline "
-                               "do not combine with --trellis or --tune yet")
+    if (trellis or tune) and (restart_rows or not force_baseline):
+        raise click.UsageError("--restart-rows and --no-force-baseline do not combine with "
+                               "--trellis or --tune (use --restart)")
     quality = 75 if quality is None else quality
     outputs = plan_outputs(list(inputs), output, ".jpg")
 
@@ -302,7 +306,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                 data = encode_rows(read_rows, (image.size[1], image.size[0]), channels,
                                    quality, subsampling=subsampling, optimize=optimize,
                                    restart_interval=restart, tables=tables_array,
-                                   grayscale=grayscale, progressive=progressive, scans=scans,
+                                   grayscale=grayscale, progressive=bool(progressive),
+                                   scans=scans,
                                    restart_rows=restart_rows, force_baseline=force_baseline)
                 image.close()
         write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
