@@ -10,22 +10,24 @@ import importlib
 import io
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._common import (
-    STDIO,
-    CliError,
-    handle_errors,
+from ._batch import (
+    JPEG_EXTENSIONS,
+    Item,
+    Outcome,
+    Task,
+    batch_options,
+    collect_inputs,
     plan_outputs,
-    quiet_debug_options,
-    read_input,
-    run_batch,
-    warn,
-    write_output,
+    run_items,
 )
+from ._common import STDIO, CliError, handle_errors, quiet_debug_options, read_input
+from ._files import OutputFiles
 
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
 # repeated here so that --help does not import Pillow.
@@ -77,13 +79,23 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg
 
-        return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
+        from jpegtorch.errors import JPEGError
+
+        try:
+            return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
+        except JPEGError as exc:
+            message = str(exc)
+            if "raise max_pixels" in message:  # the library's words -> the option's name
+                raise CliError(message.replace("raise max_pixels to allow it",
+                                               "raise it with --max-pixels")) from None
+            raise
     decoder = container_decoder(data)
     if decoder is not None:
         size = _container_size(data)
         if size and max_pixels and size[0] * size[1] > max_pixels:
             raise CliError(f"image size {size[0]}x{size[1]} ({size[0] * size[1]} pixels) "
-                           f"exceeds the limit of {max_pixels} pixels (--max-pixels)")
+                           f"exceeds the limit of {max_pixels} pixels (raise it with "
+                           "--max-pixels)")
         return decoder(data, model=model) if model else decoder(data)
     if not data:
         raise CliError("empty file (not a JPEG file)")
@@ -115,12 +127,61 @@ def output_format(path: str, fmt: str | None) -> str:
     return name
 
 
+def to_hwc(image: Any) -> Any:
+    """A decoded image (tensor or array, ``[C, H, W]``) as numpy ``[H, W(, 3)]`` uint8."""
+    import numpy as np
+
+    array = image.numpy() if hasattr(image, "numpy") and not isinstance(image, np.ndarray) \
+        else np.asarray(image)
+    array = array.transpose(1, 2, 0)
+    return np.ascontiguousarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+@dataclass
+class DecodeTask(Task):
+    """One JPEG (or .jtc) file -> one image file (picklable: sent to ``--jobs`` workers)."""
+
+    fmt: str | None
+    lenient: bool
+    max_pixels: int
+    model: str | None
+    label: str = "decoded"
+
+    def prepare(self) -> None:
+        import jpegtorch.formats.jfif_reader  # noqa: F401  (numba kernels, pipeline)
+
+    def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
+        import warnings
+
+        from PIL import Image
+
+        assert item.output is not None
+        fmt = output_format(item.output, self.fmt)
+        data = read_input(item.source)
+        outcome.bytes_in = len(data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = decode_bytes(data, lenient=self.lenient,
+                                 max_pixels=self.max_pixels or None, model=self.model)
+        for warning in caught:
+            outcome.warnings.append(f"{item.name}: {warning.message}")
+        array = to_hwc(image)
+        outcome.height, outcome.width = array.shape[:2]
+        buffer = io.BytesIO()
+        try:
+            Image.fromarray(array).save(buffer, fmt)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CliError(f"cannot write {fmt}: {exc}") from None
+        files.write(item.output, buffer.getvalue())
+        outcome.bytes_out = buffer.tell()
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-o", "--output", metavar="PATH",
-              help="Output file (one input; '-' = stdout) or directory (several inputs). "
-                   "Default: beside each input, with .png.")
-@click.option("-f", "--format", "fmt", metavar="FMT",
+              help="Output file (one input; '-' = stdout) or folder (several inputs, "
+                   "folders). Default: beside each input, with .png.")
+@click.option("-F", "--format", "fmt", metavar="FMT",
               help="Output format (png, bmp, tiff, ppm, webp, ...). Default: from the output "
                    "extension, else PNG.")
 @click.option("--lenient", is_flag=True,
@@ -129,14 +190,15 @@ def output_format(path: str, fmt: str | None) -> str:
 @click.option("--model", metavar="FILE",
               help="Learned-codec weights for .jtc files (default: the shipped model); "
                    "ignored for JPEG files.")
-@click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
+@batch_options()
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           model: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
-           debug: bool) -> None:
+           model: str | None, max_pixels: int, force: bool, no_clobber: bool,
+           recursive: bool, files_from: str | None, null: bool, jobs: int,
+           json_records: bool, quiet: bool, debug: bool) -> None:
     """Decode JPEG (and .jtc) files to PNG (or any format Pillow writes).
 
     The pixels are exactly libjpeg-turbo's (Pillow's, default settings).
@@ -144,49 +206,33 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     gray or colour, any sampling. Files are recognised by their content, not
     their extension: .jtc files of the learned codec are decoded too.
     A corrupt file fails (exit status 1, no output) unless --lenient.
+    INPUT may be files, folders (their .jpg/.jpeg/.jtc files; -r for
+    sub-folders) or '-' (stdin). An existing file is never replaced without
+    -f/--force.
 
     \b
     Examples:
-      jtorch decode photo.jpg -o photo.png
+      jtorch decode photo.jpg -o photo-decoded.png
+      jtorch decode jpegs/ -o pngs/ -j 0
       jtorch decode *.jpg -o out/ --format bmp
       cat photo.jpg | jtorch decode - -o - > photo.png
     """
-    if inputs.count(STDIO) > 1:
-        raise click.UsageError("stdin ('-') can be read only once")
-    outputs = plan_outputs(list(inputs), output, "." + (fmt or "png").lower())
-    formats = {}
-    for out in dict.fromkeys(outputs):
+    if json_records and output == STDIO:
+        raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
+    found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,
+                           extensions=JPEG_EXTENSIONS, output=output)
+    files = OutputFiles(force=force, inputs=[s.path for s in found.sources])
+    suffix = "." + (fmt or "png").lower()
+    items = plan_outputs(found.sources, output, suffix, files=files, recursive=recursive,
+                         quiet=quiet)
+    for out in dict.fromkeys(item.output for item in items):
         try:
-            formats[out] = output_format(out, fmt)
+            output_format(out or STDIO, fmt)
         except CliError as exc:
             raise click.UsageError(f"-o {out}: {exc}") from None
-
-    import warnings
-
-
-
-    def process(index: int, src: str) -> None:
-        name = "<stdin>" if src == STDIO else src
-        data = read_input(src)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            image = decode_bytes(data, lenient=lenient, max_pixels=max_pixels or None,
-                                 model=model)
-        for item in caught:
-            warn(f"{name}: {item.message}", quiet=quiet)
-        array = image.permute(1, 2, 0).contiguous().numpy()
-        if array.shape[2] == 1:
-            array = array[:, :, 0]
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        try:
-            Image.fromarray(array).save(buffer, formats[outputs[index]])
-        except (OSError, ValueError, KeyError) as exc:
-            raise CliError(f"cannot write {formats[outputs[index]]}: {exc}") from None
-        write_output(outputs[index], buffer.getvalue(), inputs=list(inputs),
-                     no_clobber=no_clobber)
-
-    failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="decode")
+    task = DecodeTask(fmt=fmt, lenient=lenient, max_pixels=max_pixels, model=model)
+    failures = run_items(items, task, jobs=jobs, files=files, quiet=quiet, debug=debug,
+                         json_records=json_records, problems=found.problems,
+                         summary=found.from_batch or len(items) > 1)
     if failures:
         sys.exit(1)

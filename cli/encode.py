@@ -1,33 +1,33 @@
 """``jtorch encode``: images -> baseline JPEG files, byte-identical to libjpeg-turbo.
 
-torch and the codec are imported inside the command, so that ``jtorch --help``
-stays instant.
+The codec is imported inside the command, so that ``jtorch --help`` stays
+instant. Inputs, outputs, ``--jobs`` and reporting are the batch machinery's
+(:mod:`._batch`); this module only says what one file's work is.
 """
 
 from __future__ import annotations
 
-import io
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from ._common import (
-    CliError,
-    handle_errors,
+from ._batch import (
+    IMAGE_EXTENSIONS,
+    Item,
+    Outcome,
+    Task,
+    batch_options,
+    collect_inputs,
     plan_outputs,
-    quiet_debug_options,
-    read_input,
-    run_batch,
-    warn,
-    write_output,
+    run_items,
 )
+from ._common import complete_tables, handle_errors, quiet_debug_options, read_input, warn
+from ._files import OutputFiles
+from ._images import DEFAULT_MAX_PIXELS, read_image
 
-# Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
-# repeated here so that --help does not import Pillow.
-DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
-
-ALPHA_MODES = {"RGBA": "RGB", "RGBa": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
+__all__ = ["DEFAULT_MAX_PIXELS", "encode", "load_image"]
 
 
 def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
@@ -35,72 +35,84 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
     """Decode image bytes with Pillow into a uint8 tensor ``[C, H, W]`` (C = 1 or 3).
 
     Gray stays gray, alpha is dropped (one warning), palette and other colour
-    modes become RGB, 16-bit samples are scaled to 8 bits as cjpeg does
-    (``(v * 255 + 32767) // 65535``). With ``grayscale``, RGB is reduced to
-    libjpeg's luma (its ``-grayscale`` conversion).
+    modes become RGB, deeper samples are scaled to 8 bits as cjpeg does
+    (``(v * 255 + maxval // 2) // maxval``). With ``grayscale``, RGB is reduced
+    to libjpeg's luma (its ``-grayscale`` conversion). The torch face of
+    :func:`._images.read_image`.
     """
-    import warnings
-
-    import numpy as np
     import torch
-    from PIL import Image, UnidentifiedImageError
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise CliError("not an image (or a format Pillow cannot read)") from None
-        except Image.DecompressionBombError:
-            raise CliError("image is too large") from None
-        width, height = im.size
-        if max_pixels and width * height > max_pixels:
-            raise CliError(
-                f"{width}x{height} = {width * height} pixels is above the limit of "
-                f"{max_pixels} (raise it with --max-pixels)"
-            )
-        if width > 65535 or height > 65535:
-            raise CliError(f"{width}x{height} is larger than JPEG's 65535x65535")
-        try:
-            im.load()
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            first = str(exc).strip().splitlines()
-            raise CliError(f"cannot decode image: {first[0] if first else type(exc).__name__}"
-                           ) from None
-    mode = im.mode
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        mode = im.mode
-    if mode in ALPHA_MODES:
-        warn(f"{name}: alpha channel dropped", quiet=quiet)
-        im = im.convert(ALPHA_MODES[mode])
-        mode = im.mode
-    if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(im).astype(np.int64)
-        arr = (np.clip(arr, 0, 65535) * 255 + 32767) // 65535
-        arr = arr.astype(np.uint8)[None]
-    elif mode == "F":
-        arr = np.clip(np.rint(np.asarray(im, dtype=np.float64)), 0, 255).astype(np.uint8)[None]
-    elif mode in ("1", "L"):
-        arr = np.asarray(im.convert("L"), dtype=np.uint8)[None]
-    else:
-        if mode != "RGB":
-            im = im.convert("RGB")
-        arr = np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
-    image = torch.from_numpy(np.require(arr, requirements=["C", "W"]))
-    if grayscale and image.shape[0] == 3:
-        from jpegtorch.color import rgb_to_ycbcr
+    array = read_image(data, name=name, max_pixels=max_pixels, grayscale=grayscale,
+                       warn=lambda message: warn(message, quiet=quiet))
+    return torch.from_numpy(array)
 
-        luma = rgb_to_ycbcr(image[None].to(torch.float64), "hard")[0, :1]
-        image = luma.round().clamp(0, 255).to(torch.uint8)
-    return image
+
+@dataclass
+class EncodeTask(Task):
+    """One image -> one baseline JPEG file (picklable: sent to ``--jobs`` workers)."""
+
+    quality: int
+    subsampling: str
+    grayscale: bool
+    optimize: bool
+    restart: int
+    tables: Any  # [2, 8, 8] base tables or None
+    max_pixels: int
+    label: str = "encoded"
+
+    def prepare(self) -> None:
+        import jpegtorch.formats.jfif_writer  # noqa: F401  (numba kernels, pipeline)
+
+    def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
+        import torch
+        from jpegtorch.formats.jfif_writer import encode_jpeg
+
+        data = read_input(item.source)
+        outcome.bytes_in = len(data)
+        array = read_image(data, name=item.name, max_pixels=self.max_pixels,
+                           grayscale=self.grayscale, warn=outcome.warnings.append)
+        outcome.height, outcome.width = array.shape[1:]
+        jpeg = encode_jpeg(torch.from_numpy(array), self.quality, subsampling=self.subsampling,
+                           optimize=self.optimize, restart_interval=self.restart,
+                           tables=self.tables)
+        assert item.output is not None
+        files.write(item.output, jpeg)
+        outcome.bytes_out = len(jpeg)
+
+
+@dataclass
+class LearnedEncodeTask(Task):
+    """One image -> one .jtc file of the learned codec."""
+
+    level: int
+    grayscale: bool
+    max_pixels: int
+    label: str = "encoded"
+
+    def prepare(self) -> None:
+        import jpegtorch.learned  # noqa: F401
+
+    def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
+        import torch
+
+        from jpegtorch.learned import encode_image
+
+        data = read_input(item.source)
+        outcome.bytes_in = len(data)
+        array = read_image(data, name=item.name, max_pixels=self.max_pixels,
+                           grayscale=self.grayscale, warn=outcome.warnings.append)
+        outcome.height, outcome.width = array.shape[1:]
+        blob = encode_image(torch.from_numpy(array), level=self.level)
+        assert item.output is not None
+        files.write(item.output, blob)
+        outcome.bytes_out = len(blob)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-o", "--output", metavar="PATH",
-              help="Output file (one input; '-' = stdout) or directory (several inputs). "
-                   "Default: beside each input, with .jpg.")
+              help="Output file (one input; '-' = stdout) or folder (several inputs, "
+                   "folders). Default: beside each input, with .jpg.")
 @click.option("-q", "--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG quality 1..100 (libjpeg scale; 50 uses --tables as given), default "
                    "75; with --codec learned the level 1..6 (1 = smallest file), default 4.")
@@ -113,96 +125,79 @@ def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
               help="Restart marker every N MCUs (0 = none).")
-@click.option("--tables", metavar="FILE|PRESET",
-              help="Base quantization tables: a cjpeg -qtables file or a preset name "
-                   "(annex-k, or jpegtorch/presets/NAME.txt); scaled by -q as libjpeg "
-                   "does (-q 50 = as given).")
-@click.option("--no-clobber", is_flag=True, help="Refuse to replace existing outputs.")
+@click.option("--tables", metavar="FILE|PRESET", shell_complete=complete_tables,
+              help="Base quantization tables: a cjpeg -qtables file or a preset: annex-k "
+                   "(the standard tables), tuned-psnr, tuned-ssim (trained by jtorch; "
+                   "smaller files at equal PSNR/SSIM), or jpegtorch/presets/NAME.txt; "
+                   "scaled by -q as libjpeg does (-q 50 = as given).")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
+@batch_options()
 @quiet_debug_options
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           tables: str | None, no_clobber: bool, max_pixels: int, quiet: bool,
-           debug: bool) -> None:
+           tables: str | None, max_pixels: int, force: bool, no_clobber: bool,
+           recursive: bool, files_from: str | None, null: bool, jobs: int,
+           json_records: bool, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
 
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
     with the same settings. Gray inputs give gray JPEGs; alpha is dropped.
+    INPUT may be files, folders (their images; -r for sub-folders) or '-'
+    (stdin). An existing file is never replaced without -f/--force, and never
+    an input.
 
     \b
     Examples:
-      jtorch encode photo.png -q 90 -o photo.jpg
-      jtorch encode *.png -o out/ --optimize
+      jtorch encode photo.png -q 90                  # writes photo.jpg
+      jtorch encode photos/ -o jpegs/ -j 0           # a folder, all cores
+      jtorch encode -r photos/ -o jpegs/ --optimize  # the tree, mirrored
+      find . -name '*.png' -print0 | jtorch encode --files-from - -0 -o out/
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
     """
-    if inputs.count("-") > 1:
-        raise click.UsageError("stdin ('-') can be read only once")
+    if json_records and output == "-":
+        raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
     if codec == "learned":
-        _encode_learned(inputs, output, quality, grayscale, optimize, restart, tables,
-                        no_clobber, max_pixels, quiet, debug)
-        return
-    quality = 75 if quality is None else quality
-    outputs = plan_outputs(list(inputs), output, ".jpg")
+        jpeg_only = [name for name, used in (("--optimize", optimize), ("--restart", restart),
+                                             ("--tables", tables is not None)) if used]
+        if jpeg_only:
+            verb = "applies" if len(jpeg_only) == 1 else "apply"
+            raise click.UsageError(f"{', '.join(jpeg_only)} {verb} to --codec jpeg only")
+        from jpegtorch.formats.container import EXTENSION
 
-    from jpegtorch.formats.jfif_writer import encode_jpeg, resolve_base_tables
+        from jpegtorch.learned import DEFAULT_LEVEL, LEVELS
 
-    from jpegtorch.errors import JPEGError
+        level = DEFAULT_LEVEL if quality is None else quality
+        if level not in LEVELS:
+            raise click.BadParameter(
+                f"the learned codec has levels {min(LEVELS)}..{max(LEVELS)}",
+                param_hint="--quality")
+        task: Task = LearnedEncodeTask(level=level, grayscale=grayscale, max_pixels=max_pixels)
+        suffix = EXTENSION
+    else:
+        from jpegtorch.formats.jfif_writer import resolve_base_tables
 
-    try:
-        base_tables = resolve_base_tables(tables) if tables is not None else None
-    except JPEGError as exc:
-        raise click.BadParameter(str(exc), param_hint="--tables") from None
+        from jpegtorch.errors import JPEGError
 
+        try:
+            base_tables = resolve_base_tables(tables) if tables is not None else None
+        except JPEGError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tables") from None
+        task = EncodeTask(quality=75 if quality is None else quality, subsampling=subsampling,
+                          grayscale=grayscale, optimize=optimize, restart=restart,
+                          tables=base_tables, max_pixels=max_pixels)
+        suffix = ".jpg"
 
-    def process(index: int, src: str) -> None:
-        name = "<stdin>" if src == "-" else src
-        image = load_image(read_input(src), name=name, max_pixels=max_pixels,
-                           grayscale=grayscale, quiet=quiet)
-        data = encode_jpeg(image, quality, subsampling=subsampling, optimize=optimize,
-                           restart_interval=restart, tables=base_tables)
-        write_output(outputs[index], data, inputs=list(inputs), no_clobber=no_clobber)
-
-    from PIL import Image
-
-    saved_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own --max-pixels check replaces Pillow's
-    try:
-        failures = run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="encode")
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved_limit
+    found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,
+                           extensions=IMAGE_EXTENSIONS, output=output)
+    files = OutputFiles(force=force, inputs=[s.path for s in found.sources])
+    items = plan_outputs(found.sources, output, suffix, files=files, recursive=recursive,
+                         quiet=quiet)
+    failures = run_items(items, task, jobs=jobs, files=files, quiet=quiet, debug=debug,
+                         json_records=json_records, problems=found.problems,
+                         summary=found.from_batch or len(items) > 1)
     if failures:
         sys.exit(1)
 
-
-def _encode_learned(inputs: tuple[str, ...], output: str | None, level: int | None,
-                    grayscale: bool, optimize: bool, restart: int, tables: str | None,
-                    no_clobber: bool, max_pixels: int, quiet: bool, debug: bool) -> None:
-    """``jtorch encode --codec learned``: images -> .jtc files of the learned codec."""
-    jpeg_only = [name for name, used in (("--optimize", optimize), ("--restart", restart),
-                                         ("--tables", tables is not None)) if used]
-    if jpeg_only:
-        raise click.UsageError(f"{', '.join(jpeg_only)} apply to --codec jpeg only")
-    from jpegtorch.formats.container import EXTENSION
-
-    from jpegtorch.learned import DEFAULT_LEVEL, LEVELS
-
-    level = DEFAULT_LEVEL if level is None else level
-    if level not in LEVELS:
-        raise click.BadParameter(f"the learned codec has levels {min(LEVELS)}..{max(LEVELS)}",
-                                 param_hint="--quality")
-    outputs = plan_outputs(list(inputs), output, EXTENSION)
-
-    from jpegtorch.learned import encode_image
-
-    def process(index: int, src: str) -> None:
-        name = "<stdin>" if src == "-" else src
-        image = load_image(read_input(src), name=name, max_pixels=max_pixels,
-                           grayscale=grayscale, quiet=quiet)
-        write_output(outputs[index], encode_image(image, level=level), inputs=list(inputs),
-                     no_clobber=no_clobber)
-
-    if run_batch(list(inputs), process, quiet=quiet, debug=debug, desc="encode"):
-        sys.exit(1)

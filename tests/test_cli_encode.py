@@ -66,6 +66,8 @@ def test_batch_into_directory_goes_on_past_bad_files(photo: Path, tmp_path: Path
     assert sorted(os.listdir(out)) == ["photo.jpg", "second.jpg"]
     assert (out / "second.jpg").read_bytes() == pillow_bytes(Image.open(second))
     lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("jtorch: summary: 4 files encoded, 2 failed, ")
+    lines = lines[:-1]
     assert len(lines) == 2
     assert "missing.png" in lines[0] and "no such file" in lines[0]
     assert "bad.png" in lines[1] and "not an image" in lines[1]
@@ -91,7 +93,7 @@ def test_input_modes(tmp_path: Path) -> None:
     for name, (image, expected, warns) in cases.items():
         source = tmp_path / name
         image.save(source, **({"lossless": True} if name.endswith(".webp") else {}))
-        result = run(str(source), "-o", str(tmp_path / "out.jpg"))
+        result = run(str(source), "-o", str(tmp_path / "out.jpg"), "-f")
         assert result.exit_code == 0, (name, result.output)
         assert ("alpha channel dropped" in result.stderr) == warns, name
         data = (tmp_path / "out.jpg").read_bytes()
@@ -112,7 +114,7 @@ def test_sixteen_bit_inputs_are_scaled(tmp_path: Path) -> None:
     pgm = tmp_path / "wide.pgm"
     pgm.write_bytes(b"P5\n23 19\n65535\n" + wide.astype(">u2").tobytes())  # opens as "I"
     for source in (png, pgm):
-        result = run(str(source), "-o", str(tmp_path / "out.jpg"))
+        result = run(str(source), "-o", str(tmp_path / "out.jpg"), "--force")
         assert result.exit_code == 0, result.output
         assert (tmp_path / "out.jpg").read_bytes() == pillow_bytes(Image.fromarray(eight))
 
@@ -159,7 +161,7 @@ def test_usage_errors_exit_2(args: list[str], photo: Path) -> None:
     assert "Traceback" not in result.output and "Error" in result.stderr
 
 
-def test_never_overwrites_its_input_and_no_clobber(tmp_path: Path) -> None:
+def test_never_overwrites_its_input_nor_existing_files(tmp_path: Path) -> None:
     source = tmp_path / "pic.jpg"
     source.write_bytes(pillow_bytes(Image.fromarray(synthetic(16, 16))))
     before = source.read_bytes()
@@ -171,10 +173,11 @@ def test_never_overwrites_its_input_and_no_clobber(tmp_path: Path) -> None:
 
     target = tmp_path / "out.jpg"
     target.write_bytes(b"old")
-    result = run(str(source), "-o", str(target), "--no-clobber")
-    assert result.exit_code == 1 and "exists" in result.stderr
-    assert target.read_bytes() == b"old"
-    result = run(str(source), "-o", str(target))  # replaced, as cjpeg does
+    for extra in ([], ["--no-clobber"]):  # refusing is the default; the old flag is a no-op
+        result = run(str(source), "-o", str(target), *extra)
+        assert result.exit_code == 1 and "out.jpg exists (use -f/--force" in result.stderr
+        assert target.read_bytes() == b"old"
+    result = run(str(source), "-o", str(target), "-f")  # replaced when told to
     assert result.exit_code == 0 and target.read_bytes()[:2] == b"\xff\xd8"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
