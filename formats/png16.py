@@ -171,6 +171,6 @@ def read_scaled(data: bytes, *, max_pixels: int | None = None) -> tuple[np.ndarr
     samples = read_samples(data, max_pixels=max_pixels)
     channels = samples.shape[2]
     alpha = channels in (2, 4)
-    color = samples[:, :, :3] if channels == 4 else samples[:, :, :1]
+    color = samples[:, :, :3] if channels >= 3 else samples[:, :, :1]
     scaled = ((color.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     return np.ascontiguousarray(scaled.transpose(2, 0, 1)), alpha
