@@ -281,11 +281,11 @@ def run_gradient(args: argparse.Namespace) -> dict:
     ``ste`` gradient split into the part through coefficients quantized to
     nonzero values (plus dequantization) and the part through zeros; a least
     squares fit of the differences on the two parts gives the gains used by
-    :func:`jpegtorch.tune.calibrated_gradients`.
+    :func:`jpegtorch.optimize.tables.calibrated_gradients`.
     """
     import dataclasses
 
-    from jpegtorch import tune
+    from jpegtorch.optimize import tables as tune
 
     files = sorted((Path(args.train) / "wikipedia_photos").glob("*.png"))
     if not files:
@@ -376,7 +376,7 @@ def run_gradient(args: argparse.Namespace) -> dict:
 
 def run_calibrate(args: argparse.Namespace) -> dict:
     from jpegtorch.coefficients import Coefficients  # noqa: F401 (documentation)
-    from jpegtorch.tune import load_images
+    from jpegtorch.optimize.tables import load_images
 
     train = Path(args.train)
     if not train.is_dir():

@@ -148,7 +148,7 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
     import torch
     from jpegtorch.formats.qtables import format_qtables
 
-    from jpegtorch import tune
+    from jpegtorch.optimize import tables as tune
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "encode": "pipeline:encode",
     "decode": "pipeline:decode",
     "JPEG": "module:JPEG",
+    "RandomJPEG": "augment:RandomJPEG",
     "Coefficients": "coefficients:Coefficients",
     "quality_to_tables": "quantize:quality_to_tables",
     "ANNEX_K_LUMA": "quantize:ANNEX_K_LUMA",
@@ -39,6 +40,7 @@ __all__ = [
     "MODES",
     "Coefficients",
     "JPEGError",
+    "RandomJPEG",
     "__version__",
     "decode",
     "decode_jpeg",
@@ -69,6 +71,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._arith import MODES
+    from .augment import RandomJPEG
     from .coefficients import Coefficients
     from .formats.jfif_reader import decode_jpeg, read_coefficients
     from .formats.jfif_writer import encode_jpeg, write_coefficients

@@ -12,11 +12,16 @@ mode           forward                              backward
 ``hard``       exact libjpeg-turbo integers         true derivative: zero through rounding
 ``ste``        exact libjpeg-turbo integers         straight-through: the surrogate's gradient
                                                     at every rounding and clamp
-``soft``       float arithmetic; quantization uses  its own (smooth) gradient
-               soft rounding (Agustsson & Theis)
+``soft``       float arithmetic; quantization uses  its own (smooth) gradient, except
+               soft rounding (Agustsson & Theis)    w.r.t. quantization steps (below)
 ``ste-quant``  float arithmetic; quantization is    straight-through at quantization only
                hard rounding                        (as in the earliest trainable JPEGs)
 =============  ===================================  ==========================================
+
+Quantization steps (quality, tables): in every differentiable mode the
+gradient w.r.t. a step ``q`` is that of ``t / (8 q)`` through the rounding, so
+``d(q * rounded)/dq = rounded - t / (8 q)``: the rounding residual scales with
+the step (see :func:`jpegtorch.quantize.quantize`).
 """
 
 from __future__ import annotations

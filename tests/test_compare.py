@@ -256,7 +256,7 @@ def test_missing_references_name_what_to_install(folder: Path,
     result = run(str(folder), "--ref", "opencv")
     assert result.exit_code == 1 and result.stdout == ""
     assert "jpegtorch[opencv]" in result.stderr and "Traceback" not in result.stderr
-    monkeypatch.setattr(lib.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     result = run(str(folder), "--ref", "libjpeg")
     assert result.exit_code == 1 and "libjpeg-turbo-progs" in result.stderr
 

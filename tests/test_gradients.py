@@ -83,8 +83,13 @@ def _directional_fd(f, x: torch.Tensor, v: torch.Tensor, eps: float) -> float:
         return float((f(x + eps * v) - f(x - eps * v)) / (2 * eps))
 
 
-def test_soft_gradients_match_finite_differences() -> None:
-    """soft mode in float64: analytic gradients = central differences."""
+def test_soft_gradients_match_finite_differences(monkeypatch: pytest.MonkeyPatch) -> None:
+    """soft mode in float64: the image gradient = central differences of the
+    soft forward; the quality and table gradients = central differences of the
+    same forward with each coefficient's soft-rounding residual ``s(r) - r``
+    held fixed (the additive-noise model of quantization)."""
+    import jpegtorch.quantize as quantize_module
+
     gen = torch.Generator().manual_seed(0)
     # a smooth mid-grey image keeps every clamp inactive
     x = 0.3 + 0.4 * torch.rand(1, 3, 24, 24, generator=gen, dtype=torch.float64)
@@ -104,6 +109,21 @@ def test_soft_gradients_match_finite_differences() -> None:
     fd = _directional_fd(lambda z: loss(z, q0, tables), x, v, 1e-6)
     assert abs(float((xr.grad * v).sum()) - fd) <= 1e-5 * max(1.0, abs(fd))
 
+    # record the residuals at (q0, tables), one per quantize call (component)
+    soft_quantize = quantize_module._soft_quantize
+    residuals: list[torch.Tensor] = []
+    with torch.no_grad():
+        monkeypatch.setattr(quantize_module, "_soft_quantize", lambda t, table: (
+            residuals.append(soft_quantize(t, table) - t / (8 * table)) or residuals[-1]
+            + t / (8 * table)))
+        loss(x, q0, tables)
+    replay: list[torch.Tensor] = []
+
+    def frozen(t: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        replay.append(residuals[len(replay) % len(residuals)])
+        return t / (8 * table) + replay[-1]
+
+    monkeypatch.setattr(quantize_module, "_soft_quantize", frozen)
     fd_q = _directional_fd(lambda z: loss(x, z, tables), q0, torch.ones(1, dtype=torch.float64),
                            1e-5)
     assert abs(float(qr.grad) - fd_q) <= 1e-5 * max(1.0, abs(fd_q))
@@ -111,6 +131,7 @@ def test_soft_gradients_match_finite_differences() -> None:
     w = torch.randn(tables.shape, generator=gen, dtype=torch.float64)
     fd_t = _directional_fd(lambda z: loss(x, q0, z), tables, w, 1e-6)
     assert abs(float((tr.grad * w).sum()) - fd_t) <= 1e-5 * max(1.0, abs(fd_t))
+    assert abs(fd_t) > 1e-3 and abs(fd_q) > 1e-4  # the checks are not vacuous
 
 
 def test_module_parameters_get_gradients() -> None:
@@ -133,3 +154,50 @@ def test_module_equals_function() -> None:
     xb = x.expand(2, -1, -1, -1)
     out = jpegtorch.JPEG(80)(xb, torch.tensor([20.0, 80.0]))
     assert torch.equal(out[0], jpegtorch.jpeg(x[0], 20))
+
+
+def _sign_test_images() -> dict[str, torch.Tensor]:
+    """Photos, crops and a photo under a flat bright sky (the case that made
+    soft mode's quality gradient positive: the DC of a flat region, shared by
+    many blocks, with one rounding error), ``[3, H, W]`` float in [0, 1]."""
+    photo = to_chw(load_sample()).float() / 255
+    sky = photo[:, :192, :192].clone()
+    sky[:, :96] = 0.95
+    images = {
+        "kodim05": photo[:, :160, :224],
+        "kodim01": to_chw(load_sample("kodim01_233x151.png")).float() / 255,
+        "kodim23 crop": (to_chw(load_sample("kodim23_256x192.png")).float() / 255)[:, 40:104,
+                                                                                    90:170],
+        "kodim15 crop": (to_chw(load_sample("kodim15_256x256.png")).float() / 255)[:, 64:160,
+                                                                                    64:160],
+        "sky": sky,
+    }
+    for value in (0.9, 1.0):
+        bright = sky.clone()
+        bright[:, :96] = value
+        images[f"sky {value}"] = bright
+    return images
+
+
+@pytest.mark.slow
+def test_quality_gradient_sign_q20_to_80_against_finite_differences() -> None:
+    """d(MSE)/d(quality) < 0 at every quality 20..80 in every differentiable
+    mode, on photos, crops and flat bright skies; the reference is the slope
+    of the real (hard) MSE over q +- 5 (finite differences of the expected
+    loss), negative at the same points."""
+    qualities = torch.arange(20, 81, 3, dtype=torch.float32)
+    for name, image in _sign_test_images().items():
+        x = image[None].expand(len(qualities), -1, -1, -1)
+        with torch.no_grad():
+            lo = ((jpegtorch.jpeg(x, qualities - 5, mode="hard") - x) ** 2).mean((1, 2, 3))
+            hi = ((jpegtorch.jpeg(x, qualities + 5, mode="hard") - x) ** 2).mean((1, 2, 3))
+        fd = (hi - lo) / 10
+        assert (fd < 0).all(), (name, fd)
+        for mode in DIFF_MODES:
+            q = qualities.clone().requires_grad_(True)
+            ((jpegtorch.jpeg(x, q, mode=mode) - x) ** 2).mean((1, 2, 3)).sum().backward()
+            bad = [int(v) for v, g in zip(qualities, q.grad, strict=True) if not g < 0]
+            assert not bad, (mode, name, bad)
+            # same order of magnitude as the real slope (ste: about 2x, see README)
+            ratio = q.grad / fd
+            assert (ratio > 0.3).all() and (ratio < 5).all(), (mode, name, ratio)

@@ -347,3 +347,19 @@ def test_shipped_presets(name: str, objective: str) -> None:
     # but the file must differ from Annex K's
     image = to_chw(load_sample("kodim23_256x192.png"))
     assert encode_jpeg(image, 75, tables=name) != encode_jpeg(image, 75)
+
+
+def test_tune_module_re_exports_the_optimize_package() -> None:
+    """``jpegtorch.tune`` is a thin alias of ``jpegtorch.optimize.tables`` (issue 12, item 6)."""
+    from jpegtorch.optimize import tables
+
+    for name in tune.__all__:
+        assert getattr(tune, name) is getattr(tables, name), name
+    public = {n for n in vars(tables) if not n.startswith("_") and (
+        callable(getattr(tables, n)) or n.isupper()) and getattr(
+        getattr(tables, n), "__module__", tables.__name__) == tables.__name__}
+    assert public <= set(tune.__all__), sorted(public - set(tune.__all__))
+    code = ("import sys\nimport jpegtorch.optimize as o\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "assert 'tables' in dir(o)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
