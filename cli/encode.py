@@ -58,6 +58,8 @@ class EncodeTask(Task):
     restart: int
     tables: Any  # [2, 8, 8] base tables or None
     max_pixels: int
+    trellis: bool = False
+    tune: str | None = None
     label: str = "encoded"
 
     def prepare(self) -> None:
@@ -74,7 +76,7 @@ class EncodeTask(Task):
         outcome.height, outcome.width = array.shape[1:]
         jpeg = encode_jpeg(torch.from_numpy(array), self.quality, subsampling=self.subsampling,
                            optimize=self.optimize, restart_interval=self.restart,
-                           tables=self.tables)
+                           tables=self.tables, trellis=self.trellis, tune=self.tune)
         assert item.output is not None
         files.write(item.output, jpeg)
         outcome.bytes_out = len(jpeg)
@@ -130,6 +132,13 @@ class LearnedEncodeTask(Task):
                    "(the standard tables), tuned-psnr, tuned-ssim (trained by jtorch; "
                    "smaller files at equal PSNR/SSIM), or jpegtorch/presets/NAME.txt; "
                    "scaled by -q as libjpeg does (-q 50 = as given).")
+@click.option("--trellis", is_flag=True,
+              help="Trellis quantization: each block's values chosen for the least RGB error "
+                   "per bit (smaller files at the same PSNR; implies --optimize).")
+@click.option("--tune", type=click.Choice(["psnr", "ssim"]), default=None,
+              help="Per-image tuning for PSNR or SSIM: tuned tables, chroma fitted to the "
+                   "decoder, trellis; -q sets the size/quality trade-off (higher = larger, "
+                   "better). Implies --trellis.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
 @batch_options()
@@ -137,13 +146,16 @@ class LearnedEncodeTask(Task):
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           tables: str | None, max_pixels: int, force: bool, no_clobber: bool,
+           tables: str | None, trellis: bool, tune: str | None, max_pixels: int,
+           force: bool, no_clobber: bool,
            recursive: bool, files_from: str | None, null: bool, jobs: int,
            json_records: bool, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
 
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
-    with the same settings. Gray inputs give gray JPEGs; alpha is dropped.
+    with the same settings (--trellis and --tune choose the quantized values
+    themselves: standard files, smaller at the same quality). Gray inputs give
+    gray JPEGs; alpha is dropped.
     INPUT may be files, folders (their images; -r for sub-folders) or '-'
     (stdin). An existing file is never replaced without -f/--force, and never
     an input.
@@ -153,6 +165,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
       jtorch encode photo.png -q 90                  # writes photo.jpg
       jtorch encode photos/ -o jpegs/ -j 0           # a folder, all cores
       jtorch encode -r photos/ -o jpegs/ --optimize  # the tree, mirrored
+      jtorch encode photo.png --tune psnr -q 75 -o photo-tuned.jpg
       find . -name '*.png' -print0 | jtorch encode --files-from - -0 -o out/
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
@@ -161,7 +174,9 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
     if codec == "learned":
         jpeg_only = [name for name, used in (("--optimize", optimize), ("--restart", restart),
-                                             ("--tables", tables is not None)) if used]
+                                             ("--tables", tables is not None),
+                                             ("--trellis", trellis),
+                                             ("--tune", tune is not None)) if used]
         if jpeg_only:
             verb = "applies" if len(jpeg_only) == 1 else "apply"
             raise click.UsageError(f"{', '.join(jpeg_only)} {verb} to --codec jpeg only")
@@ -187,7 +202,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
             raise click.BadParameter(str(exc), param_hint="--tables") from None
         task = EncodeTask(quality=75 if quality is None else quality, subsampling=subsampling,
                           grayscale=grayscale, optimize=optimize, restart=restart,
-                          tables=base_tables, max_pixels=max_pixels)
+                          tables=base_tables, max_pixels=max_pixels, trellis=trellis,
+                          tune=tune)
         suffix = ".jpg"
 
     found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,

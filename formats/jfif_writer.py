@@ -532,8 +532,13 @@ def resolve_base_tables(tables: Tensor | str | os.PathLike[str] | None) -> Tenso
 
 def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
-                tables: Tensor | str | os.PathLike[str] | None = None) -> bytes:
+                tables: Tensor | str | os.PathLike[str] | None = None,
+                trellis: bool = False, tune: str | None = None) -> bytes:
     """Encode an image to a baseline JFIF file, byte-identical to libjpeg-turbo.
+
+    With ``trellis`` or ``tune`` the quantized values are chosen by
+    :mod:`jpegtorch.optimize` instead (still a standard baseline file, with
+    optimal Huffman tables; no longer libjpeg-turbo's bytes).
 
     Args:
         image: uint8 tensor ``[C, H, W]`` (C = 1 gray, 3 RGB), values 0..255,
@@ -549,6 +554,13 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
             ``-qtables`` text file, or a preset name (see
             :mod:`jpegtorch.formats.qtables`). Scaled by quality as libjpeg
             does and clamped to 1..255 (baseline).
+        trellis: trellis quantization: every block's values chosen for the
+            least RGB squared error plus lambda times its bits
+            (:func:`jpegtorch.optimize.tuning.encode_optimized`); implies
+            optimal Huffman tables.
+        tune: None, "psnr" or "ssim": the best file for that metric at the
+            trade-off ``quality`` sets (per-image choices; default tables
+            the ``tuned-psnr`` / ``tuned-ssim`` presets; implies ``trellis``).
 
     Returns:
         The JPEG file's bytes: what Pillow's ``Image.save(..., "JPEG",
@@ -577,6 +589,11 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
             f"subsampling must be one of {', '.join(SUBSAMPLINGS)}, got {subsampling!r}"
         )
     _check_restart(restart_interval)
+    if trellis or tune is not None:
+        from jpegtorch.optimize.tuning import encode_optimized
+
+        return encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
+                                tune=tune, restart_interval=restart_interval)
     base = resolve_base_tables(tables)
 
     from jpegtorch.pipeline import encode

@@ -7,6 +7,14 @@ per technique:
 - :mod:`~jpegtorch.optimize.tables`: learn base quantization tables for a data
   set and an objective (``jtorch train tables``; the trainer, its data,
   checkpoints and evaluation).
+- :mod:`~jpegtorch.optimize.trellis`: trellis quantization (rate-distortion
+  optimal quantized values for Huffman coding; numba kernels).
+- :mod:`~jpegtorch.optimize.chroma`: chroma planes fitted to the decoder's
+  up-sampling, and the luma target that cancels chroma errors.
+- :mod:`~jpegtorch.optimize.tuning`: per-image encoding (``trellis=True``,
+  ``tune="psnr"|"ssim"``; :func:`~jpegtorch.optimize.tuning.encode_optimized`).
+- :mod:`~jpegtorch.optimize.analysis`: the exact pipeline's planes and FDCT
+  output that the optimizers start from.
 
 Importing this package is cheap: modules load on first use, and the
 torch-free ones (the compiled kernels) never import torch.
@@ -17,7 +25,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = ("tables",)
+_MODULES = ("analysis", "chroma", "tables", "trellis", "tuning")
 
 
 def __getattr__(name: str) -> Any:
