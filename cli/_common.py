@@ -26,7 +26,8 @@ from ._files import STDIO, CliError, Interrupted, OutputFiles, signals_raise
 
 __all__ = [
     "STDIO", "CliError", "Interrupted", "OutputFiles", "complete_tables", "describe_exception",
-    "display_name", "error_line", "force_option", "handle_errors", "quiet_debug_options",
+    "display_name", "error_line", "force_option", "handle_errors", "metadata_options",
+    "quiet_debug_options",
     "read_input", "run_batch", "warn", "write_output",
 ]
 
@@ -35,6 +36,19 @@ def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``-f/--force`` (replace existing output files) to a command."""
     return click.option("-f", "--force", is_flag=True,
                         help="Replace existing output files.")(func)
+
+
+def metadata_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--strip`` and ``--auto-orient`` (what happens to EXIF, ICC, XMP...)."""
+    func = click.option(
+        "--auto-orient", is_flag=True,
+        help="Rotate/flip the pixels as the EXIF orientation says and set it to 1 "
+             "(default: pixels and tag kept as they are).")(func)
+    func = click.option(
+        "--strip", is_flag=True,
+        help="Drop all metadata (EXIF, ICC profile, XMP, comments, density, other APPn "
+             "segments). Default: kept, like jpegtran -copy all.")(func)
+    return func
 
 
 def quiet_debug_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -54,18 +54,54 @@ def read_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool = Fal
     RGB becomes libjpeg's luma. Raises :class:`CliError` for files that are no
     image, too large or damaged.
     """
-    import numpy as np
+    return read_image_and_metadata(data, name=name, max_pixels=max_pixels,
+                                   grayscale=grayscale, warn=warn, metadata=False)[0]
 
+
+def read_image_and_metadata(data: bytes, *, name: str, max_pixels: int,
+                            grayscale: bool = False,
+                            warn: Callable[[str], None] = lambda message: None,
+                            metadata: bool = True) -> tuple[Any, Any]:
+    """:func:`read_image` and the file's metadata
+    (:class:`jpegtorch.formats.metadata.Metadata`: a JPEG's segments byte for
+    byte, or what Pillow reads from PNG/TIFF/WebP/GIF; empty with
+    ``metadata=False``)."""
+    import numpy as np
+    from jpegtorch.formats.metadata import Metadata, read_jpeg_metadata
+
+    meta = Metadata()
     deep = _read_deep(data, max_pixels)
     if deep is not None:
         array, alpha = deep
         if alpha:
             warn(f"{name}: alpha channel dropped")
+        if metadata and data.startswith(b"\x89PNG"):
+            meta = _pillow_metadata(data)
     else:
-        array = _read_with_pillow(data, name=name, max_pixels=max_pixels, warn=warn)
+        array, image = _read_with_pillow(data, name=name, max_pixels=max_pixels, warn=warn)
+        if metadata:
+            if data.startswith(b"\xff\xd8"):
+                meta = read_jpeg_metadata(data)
+            else:
+                from jpegtorch.formats.metadata import from_pillow
+
+                meta = from_pillow(image)
     if grayscale and array.shape[0] == 3:
         array = rgb_to_luma(array)
-    return np.require(array, np.uint8, ["C", "W"])
+    return np.require(array, np.uint8, ["C", "W"]), meta
+
+
+def _pillow_metadata(data: bytes) -> Any:
+    """The metadata Pillow reads from a file it need not decode for us."""
+    from jpegtorch.formats.metadata import Metadata, from_pillow
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # chunks after the image data (a late eXIf) too
+            return from_pillow(image)
+    except Exception:  # the pixels came from our own reader; metadata is best effort
+        return Metadata()
 
 
 def _read_deep(data: bytes, max_pixels: int) -> Any:
@@ -85,10 +121,10 @@ def _read_deep(data: bytes, max_pixels: int) -> Any:
 
 
 def _read_with_pillow(data: bytes, *, name: str, max_pixels: int,
-                      warn: Callable[[str], None]) -> Any:
+                      warn: Callable[[str], None]) -> tuple[Any, Any]:
+    """(uint8 ``[C, H, W]``, the opened Pillow image)."""
     import warnings
 
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
@@ -112,6 +148,12 @@ def _read_with_pillow(data: bytes, *, name: str, max_pixels: int,
                                f"{first[0] if first else type(exc).__name__}") from None
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
+    return _pixels(im, name=name, warn=warn), im
+
+
+def _pixels(im: Any, *, name: str, warn: Callable[[str], None]) -> Any:
+    import numpy as np
+
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from struct import error as struct_error
 from typing import Any
 
 import click
@@ -26,7 +27,14 @@ from ._batch import (
     plan_outputs,
     run_items,
 )
-from ._common import STDIO, CliError, handle_errors, quiet_debug_options, read_input
+from ._common import (
+    STDIO,
+    CliError,
+    handle_errors,
+    metadata_options,
+    quiet_debug_options,
+    read_input,
+)
 from ._files import OutputFiles
 
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
@@ -145,6 +153,8 @@ class DecodeTask(Task):
     lenient: bool
     max_pixels: int
     model: str | None
+    strip: bool = False
+    auto_orient: bool = False
     label: str = "decoded"
 
     def prepare(self) -> None:
@@ -165,11 +175,38 @@ class DecodeTask(Task):
                                  max_pixels=self.max_pixels or None, model=self.model)
         for warning in caught:
             outcome.warnings.append(f"{item.name}: {warning.message}")
+        from jpegtorch.formats.metadata import (
+            Metadata,
+            orient,
+            pillow_save_options,
+            read_jpeg_metadata,
+        )
+
+        meta = read_jpeg_metadata(data) if data.startswith(JPEG_MAGIC) else Metadata()
+        if self.auto_orient and meta.orientation not in (None, 1):
+            image = orient(image.numpy() if hasattr(image, "numpy") else image,
+                           meta.orientation)
+            meta = meta.with_orientation(1)
         array = to_hwc(image)
         outcome.height, outcome.width = array.shape[:2]
+        options: dict[str, Any] = {}
+        if not self.strip and meta:
+            options, dropped = pillow_save_options(meta, fmt)
+            if dropped:
+                outcome.warnings.append(f"{item.name}: {fmt} cannot hold the "
+                                        f"{', '.join(dropped)}: dropped (--strip drops "
+                                        "metadata without a word)")
         buffer = io.BytesIO()
         try:
-            Image.fromarray(array).save(buffer, fmt)
+            try:
+                Image.fromarray(array).save(buffer, fmt, **options)
+            except (OSError, ValueError, KeyError, TypeError, struct_error) as exc:
+                if not options:
+                    raise
+                outcome.warnings.append(f"{item.name}: metadata not writable as {fmt} "
+                                        f"({exc}): dropped")
+                buffer = io.BytesIO()
+                Image.fromarray(array).save(buffer, fmt)
         except (OSError, ValueError, KeyError) as exc:
             raise CliError(f"cannot write {fmt}: {exc}") from None
         files.write(item.output, buffer.getvalue())
@@ -192,11 +229,13 @@ class DecodeTask(Task):
                    "ignored for JPEG files.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
+@metadata_options
 @batch_options()
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           model: str | None, max_pixels: int, force: bool, no_clobber: bool,
+           model: str | None, max_pixels: int, strip: bool, auto_orient: bool,
+           force: bool, no_clobber: bool,
            recursive: bool, files_from: str | None, null: bool, jobs: int,
            json_records: bool, quiet: bool, debug: bool) -> None:
     """Decode JPEG (and .jtc) files to PNG (or any format Pillow writes).
@@ -206,6 +245,10 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     gray or colour, any sampling. Files are recognised by their content, not
     their extension: .jtc files of the learned codec are decoded too.
     A corrupt file fails (exit status 1, no output) unless --lenient.
+    The ICC profile, EXIF (orientation as it is), XMP, comments and density
+    go into the output where its format has a place for them (PNG iCCP,
+    eXIf, iTXt, pHYs; TIFF tags; WebP chunks); --auto-orient turns the
+    pixels upright, --strip drops it all.
     INPUT may be files, folders (their .jpg/.jpeg/.jtc files; -r for
     sub-folders) or '-' (stdin). An existing file is never replaced without
     -f/--force.
@@ -230,7 +273,8 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
             output_format(out or STDIO, fmt)
         except CliError as exc:
             raise click.UsageError(f"-o {out}: {exc}") from None
-    task = DecodeTask(fmt=fmt, lenient=lenient, max_pixels=max_pixels, model=model)
+    task = DecodeTask(fmt=fmt, lenient=lenient, max_pixels=max_pixels, model=model,
+                      strip=strip, auto_orient=auto_orient)
     failures = run_items(items, task, jobs=jobs, files=files, quiet=quiet, debug=debug,
                          json_records=json_records, problems=found.problems,
                          summary=found.from_batch or len(items) > 1)

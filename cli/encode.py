@@ -23,9 +23,16 @@ from ._batch import (
     plan_outputs,
     run_items,
 )
-from ._common import complete_tables, handle_errors, quiet_debug_options, read_input, warn
+from ._common import (
+    complete_tables,
+    handle_errors,
+    metadata_options,
+    quiet_debug_options,
+    read_input,
+    warn,
+)
 from ._files import OutputFiles
-from ._images import DEFAULT_MAX_PIXELS, read_image
+from ._images import DEFAULT_MAX_PIXELS, read_image, read_image_and_metadata
 
 __all__ = ["DEFAULT_MAX_PIXELS", "encode", "load_image"]
 
@@ -60,6 +67,8 @@ class EncodeTask(Task):
     max_pixels: int
     trellis: bool = False
     tune: str | None = None
+    strip: bool = False
+    auto_orient: bool = False
     label: str = "encoded"
 
     def prepare(self) -> None:
@@ -71,15 +80,45 @@ class EncodeTask(Task):
 
         data = read_input(item.source)
         outcome.bytes_in = len(data)
-        array = read_image(data, name=item.name, max_pixels=self.max_pixels,
-                           grayscale=self.grayscale, warn=outcome.warnings.append)
+        array, meta = read_image_and_metadata(
+            data, name=item.name, max_pixels=self.max_pixels, grayscale=self.grayscale,
+            warn=outcome.warnings.append, metadata=not self.strip or self.auto_orient)
+        array, meta = carry_metadata(array, meta, name=item.name, strip=self.strip,
+                                     auto_orient=self.auto_orient,
+                                     warn=outcome.warnings.append)
         outcome.height, outcome.width = array.shape[1:]
         jpeg = encode_jpeg(torch.from_numpy(array), self.quality, subsampling=self.subsampling,
                            optimize=self.optimize, restart_interval=self.restart,
-                           tables=self.tables, trellis=self.trellis, tune=self.tune)
+                           tables=self.tables, trellis=self.trellis, tune=self.tune,
+                           metadata=meta)
         assert item.output is not None
         files.write(item.output, jpeg)
         outcome.bytes_out = len(jpeg)
+
+
+def carry_metadata(array: Any, meta: Any, *, name: str, strip: bool, auto_orient: bool,
+                   warn: Any) -> tuple[Any, Any]:
+    """Pixels ``[C, H, W]`` and the metadata to write into a JPEG: turned upright
+    (``auto_orient``: pixels rotated/flipped, orientation set to 1), dropped
+    (``strip``), or kept, less what a JPEG cannot hold (a warning names it)."""
+    from jpegtorch.formats.metadata import icc_summary, orient
+
+    if auto_orient and meta.orientation not in (None, 1):
+        array = orient(array, meta.orientation)
+        meta = meta.with_orientation(1)
+    if strip or not meta:
+        return array, None
+    meta, dropped = meta.fit_jpeg()
+    if meta.icc_profile and array.shape[0] == 1:
+        space = icc_summary(meta.icc_profile).get("color_space")
+        if space and space != "GRAY":
+            dropped.append(f"{space} ICC profile (a gray JPEG cannot use it)")
+            from dataclasses import replace
+
+            meta = replace(meta, icc_profile=None)
+    if dropped:
+        warn(f"{name}: metadata dropped: {', '.join(dropped)}")
+    return array, meta or None
 
 
 @dataclass
@@ -89,6 +128,7 @@ class LearnedEncodeTask(Task):
     level: int
     grayscale: bool
     max_pixels: int
+    auto_orient: bool = False
     label: str = "encoded"
 
     def prepare(self) -> None:
@@ -101,8 +141,13 @@ class LearnedEncodeTask(Task):
 
         data = read_input(item.source)
         outcome.bytes_in = len(data)
-        array = read_image(data, name=item.name, max_pixels=self.max_pixels,
-                           grayscale=self.grayscale, warn=outcome.warnings.append)
+        array, meta = read_image_and_metadata(
+            data, name=item.name, max_pixels=self.max_pixels, grayscale=self.grayscale,
+            warn=outcome.warnings.append, metadata=self.auto_orient)
+        if self.auto_orient:  # (the .jtc container holds no metadata)
+            from jpegtorch.formats.metadata import orient
+
+            array = orient(array, meta.orientation)
         outcome.height, outcome.width = array.shape[1:]
         blob = encode_image(torch.from_numpy(array), level=self.level)
         assert item.output is not None
@@ -141,13 +186,14 @@ class LearnedEncodeTask(Task):
                    "better). Implies --trellis.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images (0 = no limit).")
+@metadata_options
 @batch_options()
 @quiet_debug_options
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
            tables: str | None, trellis: bool, tune: str | None, max_pixels: int,
-           force: bool, no_clobber: bool,
+           strip: bool, auto_orient: bool, force: bool, no_clobber: bool,
            recursive: bool, files_from: str | None, null: bool, jobs: int,
            json_records: bool, quiet: bool, debug: bool) -> None:
     """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
@@ -155,7 +201,10 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
     with the same settings (--trellis and --tune choose the quantized values
     themselves: standard files, smaller at the same quality). Gray inputs give
-    gray JPEGs; alpha is dropped.
+    gray JPEGs; alpha is dropped. Metadata is kept, like jpegtran -copy all:
+    the EXIF (orientation as it is), ICC profile, XMP, comments and density
+    of JPEG, PNG, TIFF and WebP inputs (--auto-orient turns the pixels
+    upright and sets the orientation to 1; --strip drops it all).
     INPUT may be files, folders (their images; -r for sub-folders) or '-'
     (stdin). An existing file is never replaced without -f/--force, and never
     an input.
@@ -163,6 +212,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     \b
     Examples:
       jtorch encode photo.png -q 90                  # writes photo.jpg
+      jtorch encode IMG_1234.jpg -o small.jpg -q 60 --auto-orient
       jtorch encode photos/ -o jpegs/ -j 0           # a folder, all cores
       jtorch encode -r photos/ -o jpegs/ --optimize  # the tree, mirrored
       jtorch encode photo.png --tune psnr -q 75 -o photo-tuned.jpg
@@ -189,7 +239,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
             raise click.BadParameter(
                 f"the learned codec has levels {min(LEVELS)}..{max(LEVELS)}",
                 param_hint="--quality")
-        task: Task = LearnedEncodeTask(level=level, grayscale=grayscale, max_pixels=max_pixels)
+        task: Task = LearnedEncodeTask(level=level, grayscale=grayscale, max_pixels=max_pixels,
+                                       auto_orient=auto_orient)
         suffix = EXTENSION
     else:
         from jpegtorch.formats.jfif_writer import resolve_base_tables
@@ -203,7 +254,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         task = EncodeTask(quality=75 if quality is None else quality, subsampling=subsampling,
                           grayscale=grayscale, optimize=optimize, restart=restart,
                           tables=base_tables, max_pixels=max_pixels, trellis=trellis,
-                          tune=tune)
+                          tune=tune, strip=strip, auto_orient=auto_orient)
         suffix = ".jpg"
 
     found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,

@@ -34,7 +34,59 @@ def _table_grid(values: tuple[int, ...]) -> list[str]:
     return ["      " + " ".join(f"{v:3d}" for v in values[r * 8 : r * 8 + 8]) for r in range(8)]
 
 
-def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
+def metadata_record(data: bytes) -> dict[str, Any]:
+    """The metadata of a JPEG file for ``info``: what :meth:`Metadata.describe` says,
+    plus the number of APP2 segments the ICC profile takes."""
+    from jpegtorch.formats.metadata import ICC_HEADER, iter_segments, read_jpeg_metadata
+
+    record = read_jpeg_metadata(data).describe()
+    if "icc_profile" in record:
+        record["icc_profile"]["segments"] = sum(
+            1 for marker, _, payload in iter_segments(data)
+            if marker == 0xE2 and payload.startswith(ICC_HEADER))
+    return record
+
+
+def format_metadata(record: dict[str, Any]) -> list[str]:
+    """Lines describing :func:`metadata_record`'s result."""
+    from jpegtorch.formats.metadata import ORIENTATIONS
+
+    items = []
+    if "exif" in record:
+        exif = record["exif"]
+        orientation = exif.get("orientation")
+        text = f"EXIF: {exif['bytes']} bytes"
+        if orientation is not None:
+            text += f", orientation {orientation} ({ORIENTATIONS.get(orientation, '?')})"
+        items.append(text)
+    if "icc_profile" in record:
+        icc = record["icc_profile"]
+        n = icc.get("segments", 1)
+        text = f"ICC profile: {icc['bytes']} bytes in {n} segment{'s' if n != 1 else ''}"
+        if icc.get("color_space"):
+            text += f", {icc['color_space']}"
+        if icc.get("description"):
+            text += f', "{icc["description"]}"'
+        items.append(text)
+    if "xmp" in record:
+        items.append(f"XMP: {record['xmp']['bytes']} bytes")
+    for comment in record.get("comments", []):
+        short = comment if len(comment) <= 60 else comment[:57] + "..."
+        items.append("comment: " + json.dumps(short, ensure_ascii=False))
+    if "density" in record:
+        d = record["density"]
+        unit = {"none": " (aspect ratio)", "dpi": " dpi", "dpcm": " dots/cm"}.get(d["units"], "")
+        items.append(f"density: {d['x']}x{d['y']}{unit}")
+    for other in record.get("other_segments", []):
+        label = f" {other['label']}" if other.get("label") else ""
+        items.append(f"other: {other['marker']}{label} ({other['bytes']} bytes)")
+    if not items:
+        return ["  metadata:      none"]
+    return ["  metadata:      " + items[0]] + ["                 " + i for i in items[1:]]
+
+
+def format_info(name: str, info: Any, *, verbose: bool = False,
+                metadata: dict[str, Any] | None = None) -> str:
     """Human-readable description of a :class:`JPEGInfo`."""
     comps = info.components
     color = _COLOR_NAMES.get(info.color, info.color)
@@ -76,6 +128,8 @@ def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
         for i, s in enumerate(info.scans):
             lines.append(f"    scan {i + 1}: components {','.join(map(str, s.components))} "
                          f"Ss={s.ss} Se={s.se} Ah={s.ah} Al={s.al} ({s.length} bytes)")
+    if metadata is not None:
+        lines.extend(format_metadata(metadata))
     tail = "" if info.has_eoi else ", no EOI marker (truncated?)"
     if info.trailing_bytes:
         tail += f", {info.trailing_bytes} bytes after EOI"
@@ -99,7 +153,8 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
     plus the raw factors), baseline/extended/progressive and the number of
     scans, restart interval, quantization tables with an estimate of the
     IJG (libjpeg -quality) setting, Huffman tables (standard or optimized),
-    APPn/COM segments, and file size in bytes and bits per pixel.
+    APPn/COM segments, the metadata (EXIF with its orientation, ICC profile,
+    XMP, comments, density), and file size in bytes and bits per pixel.
 
     \b
     Examples:
@@ -141,10 +196,11 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
             error_line(name, message)
             records.append({"file": name, "error": message})
             continue
+        meta = metadata_record(data)
         if as_json:
-            records.append({"file": name, **result.to_dict()})
+            records.append({"file": name, **result.to_dict(), "metadata": meta})
         else:
-            text = format_info(name, result, verbose=verbose)
+            text = format_info(name, result, verbose=verbose, metadata=meta)
             if blocks:
                 click.echo("")
             click.echo(text)

@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from jpegtorch.coefficients import Coefficients
 
+    from .metadata import Metadata
+
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's C_MAX_BLOCKS_IN_MCU (T.81 B.2.3)
 
@@ -337,7 +339,7 @@ def _blocks_as_int32(block: Tensor) -> np.ndarray:
 
 
 def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
-                       restart_interval: int = 0) -> bytes:
+                       restart_interval: int = 0, metadata: Metadata | None = None) -> bytes:
     """Write quantized coefficients as a baseline JFIF file.
 
     Args:
@@ -351,6 +353,10 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
         optimize: build optimal Huffman tables for this image (libjpeg's
             ``optimize_coding``) instead of the Annex K tables.
         restart_interval: MCUs between restart markers (0 = none), 0..65535.
+        metadata: EXIF, ICC profile, XMP, comments, density and other APPn
+            segments to write after the JFIF/Adobe header
+            (:class:`jpegtorch.formats.metadata.Metadata`, e.g. from
+            ``read_jpeg_metadata``); None writes libjpeg-turbo's bytes.
 
     Returns:
         The bytes of the JPEG file.
@@ -496,6 +502,10 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     parts.append(_segment(0xDA, bytes(sos)))
     parts.append(data.tobytes())
     parts.append(b"\xff\xd9")
+    if metadata:
+        from .metadata import insert_into_jpeg
+
+        return insert_into_jpeg(b"".join(parts), metadata)
     return b"".join(parts)
 
 
@@ -533,7 +543,11 @@ def resolve_base_tables(tables: Tensor | str | os.PathLike[str] | None) -> Tenso
 def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
                 tables: Tensor | str | os.PathLike[str] | None = None,
-                trellis: bool = False, tune: str | None = None) -> bytes:
+                trellis: bool = False, tune: str | None = None,
+                metadata: Metadata | None = None, exif: bytes | None = None,
+                icc_profile: bytes | None = None, xmp: bytes | str | None = None,
+                comment: bytes | str | None = None,
+                dpi: tuple[float, float] | None = None) -> bytes:
     """Encode an image to a baseline JFIF file, byte-identical to libjpeg-turbo.
 
     With ``trellis`` or ``tune`` the quantized values are chosen by
@@ -561,10 +575,17 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         tune: None, "psnr" or "ssim": the best file for that metric at the
             trade-off ``quality`` sets (per-image choices; default tables
             the ``tuned-psnr`` / ``tuned-ssim`` presets; implies ``trellis``).
+        metadata: a :class:`jpegtorch.formats.metadata.Metadata` to carry
+            (e.g. ``read_jpeg_metadata(original)``: EXIF, ICC, XMP, comments,
+            density and other APPn segments, like ``jpegtran -copy all``).
+        exif, icc_profile, xmp, comment, dpi: as Pillow's ``save`` options
+            (``exif`` with or without its ``Exif\0\0`` header); they add to
+            or replace the fields of ``metadata``.
 
     Returns:
         The JPEG file's bytes: what Pillow's ``Image.save(..., "JPEG",
-        quality=, subsampling=, optimize=, restart_marker_blocks=)`` and
+        quality=, subsampling=, optimize=, restart_marker_blocks=, exif=,
+        icc_profile=, xmp=, comment=, dpi=)`` and (without metadata)
         ``cjpeg -baseline`` write.
 
     Raises:
@@ -589,11 +610,18 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
             f"subsampling must be one of {', '.join(SUBSAMPLINGS)}, got {subsampling!r}"
         )
     _check_restart(restart_interval)
+    from .metadata import insert_into_jpeg, merge
+
+    extra = merge(metadata, exif=exif, icc_profile=icc_profile, xmp=xmp, comment=comment,
+                  dpi=dpi)
+    if extra is not None:
+        extra.jpeg_segments()  # too-long EXIF/XMP/comments fail before the work
     if trellis or tune is not None:
         from jpegtorch.optimize.tuning import encode_optimized
 
-        return encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
-                                tune=tune, restart_interval=restart_interval)
+        return insert_into_jpeg(
+            encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
+                             tune=tune, restart_interval=restart_interval), extra)
     base = resolve_base_tables(tables)
 
     from jpegtorch.pipeline import encode
@@ -601,7 +629,7 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
     coefficients = encode(image.cpu(), int(quality), subsampling=subsampling, tables=base,
                           mode="hard")
     return write_coefficients(coefficients, optimize=bool(optimize),
-                              restart_interval=restart_interval)
+                              restart_interval=restart_interval, metadata=extra)
 
 
 __all__: Sequence[str] = (
