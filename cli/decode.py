@@ -73,9 +73,24 @@ def _container_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def recompressed(data: bytes) -> bool:
+    """Whether ``data`` is a .jtc container of a losslessly recompressed JPEG."""
+    try:
+        module = importlib.import_module(CONTAINER_MODULE)
+    except ImportError:
+        return False
+    codec_of = getattr(module, "container_codec", None)
+    codec = getattr(module, "RECOMPRESS_CODEC", None)
+    return codec_of is not None and codec is not None and codec_of(data) == codec
+
+
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
                  model: str | None = None) -> Any:
     """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+    if recompressed(data):
+        from jpegtorch.recompress import restore_jpeg
+
+        data = restore_jpeg(data, max_pixels=max_pixels)
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg
 
@@ -159,6 +174,13 @@ class DecodeTask(Task):
         fmt = output_format(item.output, self.fmt)
         data = read_input(item.source)
         outcome.bytes_in = len(data)
+        if fmt == "JPEG" and recompressed(data):  # the original file, byte for byte
+            from jpegtorch.recompress import restore_jpeg
+
+            original = restore_jpeg(data, max_pixels=self.max_pixels or None)
+            files.write(item.output, original)
+            outcome.bytes_out = len(original)
+            return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image = decode_bytes(data, lenient=self.lenient,
@@ -206,6 +228,9 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     gray or colour, any sampling. Files are recognised by their content, not
     their extension: .jtc files of the learned codec are decoded too.
     A corrupt file fails (exit status 1, no output) unless --lenient.
+    A .jtc of a recompressed JPEG (jtorch encode --codec recompress) gives
+    the original JPEG file back, byte for byte, when the output is a JPEG
+    (-o photo.jpg, or --format jpg), and its pixels otherwise.
     INPUT may be files, folders (their .jpg/.jpeg/.jtc files; -r for
     sub-folders) or '-' (stdin). An existing file is never replaced without
     -f/--force.
@@ -216,6 +241,7 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
       jtorch decode jpegs/ -o pngs/ -j 0
       jtorch decode *.jpg -o out/ --format bmp
       cat photo.jpg | jtorch decode - -o - > photo.png
+      jtorch decode photo.jtc -o photo-restored.jpg
     """
     if json_records and output == STDIO:
         raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
