@@ -81,9 +81,24 @@ def _container_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def recompressed(data: bytes) -> bool:
+    """Whether ``data`` is a .jtc container of a losslessly recompressed JPEG."""
+    try:
+        module = importlib.import_module(CONTAINER_MODULE)
+    except ImportError:
+        return False
+    codec_of = getattr(module, "container_codec", None)
+    codec = getattr(module, "RECOMPRESS_CODEC", None)
+    return codec_of is not None and codec is not None and codec_of(data) == codec
+
+
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
                  model: str | None = None) -> Any:
     """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+    if recompressed(data):
+        from jpegtorch.recompress import restore_jpeg
+
+        data = restore_jpeg(data, max_pixels=max_pixels)
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg
 
@@ -169,6 +184,15 @@ class DecodeTask(Task):
         fmt = output_format(item.output, self.fmt)
         data = read_input(item.source)
         outcome.bytes_in = len(data)
+        if recompressed(data):
+            from jpegtorch.recompress import restore_jpeg
+
+            data = restore_jpeg(data, max_pixels=self.max_pixels or None)
+            if fmt == "JPEG":  # the original file, byte for byte
+                files.write(item.output, data)
+                outcome.bytes_out = len(data)
+                return
+            # else: its pixels, and its metadata, as for any JPEG
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image = decode_bytes(data, lenient=self.lenient,
@@ -249,6 +273,9 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
     go into the output where its format has a place for them (PNG iCCP,
     eXIf, iTXt, pHYs; TIFF tags; WebP chunks); --auto-orient turns the
     pixels upright, --strip drops it all.
+    A .jtc of a recompressed JPEG (jtorch encode --codec recompress) gives
+    the original JPEG file back, byte for byte, when the output is a JPEG
+    (-o photo.jpg, or --format jpg), and its pixels otherwise.
     INPUT may be files, folders (their .jpg/.jpeg/.jtc files; -r for
     sub-folders) or '-' (stdin). An existing file is never replaced without
     -f/--force.
@@ -259,6 +286,7 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
       jtorch decode jpegs/ -o pngs/ -j 0
       jtorch decode *.jpg -o out/ --format bmp
       cat photo.jpg | jtorch decode - -o - > photo.png
+      jtorch decode photo.jtc -o photo-restored.jpg
     """
     if json_records and output == STDIO:
         raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")

@@ -155,6 +155,36 @@ class LearnedEncodeTask(Task):
         outcome.bytes_out = len(blob)
 
 
+@dataclass
+class RecompressTask(Task):
+    """One JPEG file -> a lossless .jtc container (``--codec recompress``; no torch).
+
+    Files that cannot be modelled exactly are stored whole (a warning, no
+    saving); anything that is not a JPEG fails.
+    """
+
+    max_pixels: int
+    label: str = "recompressed"
+
+    def prepare(self) -> None:
+        import jpegtorch.recompress  # noqa: F401
+
+    def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
+        import warnings
+
+        from jpegtorch.recompress import RecompressWarning, recompress_jpeg
+
+        data = read_input(item.source)
+        outcome.bytes_in = len(data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RecompressWarning)
+            packed = recompress_jpeg(data, max_pixels=self.max_pixels or None)
+        outcome.warnings += [f"{item.name}: {w.message}" for w in caught]
+        assert item.output is not None
+        files.write(item.output, packed)
+        outcome.bytes_out = len(packed)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-o", "--output", metavar="PATH",
@@ -163,9 +193,11 @@ class LearnedEncodeTask(Task):
 @click.option("-q", "--quality", type=click.IntRange(1, 100), default=None,
               help="JPEG quality 1..100 (libjpeg scale; 50 uses --tables as given), default "
                    "75; with --codec learned the level 1..6 (1 = smallest file), default 4.")
-@click.option("--codec", type=click.Choice(["jpeg", "learned"]), default="jpeg",
+@click.option("--codec", type=click.Choice(["jpeg", "learned", "recompress"]), default="jpeg",
               show_default=True,
-              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container.")
+              help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container; "
+                   "recompress: JPEG inputs losslessly into a smaller .jtc (jtorch decode "
+                   "-o x.jpg gives the original file back, byte for byte).")
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling.")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
@@ -219,10 +251,25 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
       find . -name '*.png' -print0 | jtorch encode --files-from - -0 -o out/
       cat photo.ppm | jtorch encode - -o - > photo.jpg
       jtorch encode photo.png --codec learned -q 2 -o photo.jtc
+      jtorch encode photo.jpg --codec recompress -o photo.jtc
     """
     if json_records and output == "-":
         raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
-    if codec == "learned":
+    if codec == "recompress":
+        options = {"-q/--quality": quality is not None, "--grayscale": grayscale,
+                   "--optimize": optimize, "--restart": bool(restart),
+                   "--tables": tables is not None, "--trellis": trellis, "--tune": bool(tune),
+                   "--subsampling": subsampling != "4:2:0", "--strip": strip,
+                   "--auto-orient": auto_orient}
+        used = [name for name, on in options.items() if on]
+        if used:
+            raise click.UsageError(f"{', '.join(used)} do not apply to --codec recompress "
+                                   "(it keeps the JPEG file exactly)")
+        from jpegtorch.formats.container import EXTENSION
+
+        task: Task = RecompressTask(max_pixels=max_pixels)
+        suffix = EXTENSION
+    elif codec == "learned":
         jpeg_only = [name for name, used in (("--optimize", optimize), ("--restart", restart),
                                              ("--tables", tables is not None),
                                              ("--trellis", trellis),
@@ -239,8 +286,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
             raise click.BadParameter(
                 f"the learned codec has levels {min(LEVELS)}..{max(LEVELS)}",
                 param_hint="--quality")
-        task: Task = LearnedEncodeTask(level=level, grayscale=grayscale, max_pixels=max_pixels,
-                                       auto_orient=auto_orient)
+        task = LearnedEncodeTask(level=level, grayscale=grayscale, max_pixels=max_pixels,
+                                 auto_orient=auto_orient)
         suffix = EXTENSION
     else:
         from jpegtorch.formats.jfif_writer import resolve_base_tables

@@ -163,7 +163,7 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
     """
     if inputs.count(STDIO) > 1:
         raise click.UsageError("stdin ('-') can be read only once")
-    from jpegtorch.formats.container import describe, is_container
+    from jpegtorch.formats.container import RECOMPRESS_CODEC, describe, is_container
     from jpegtorch.formats.jfif_reader import read_info
 
     failures = 0
@@ -173,8 +173,12 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
         name = "<stdin>" if src == STDIO else src
         try:
             data = read_input(src)
-            if is_container(data):  # the learned codec's .jtc (by magic bytes)
+            if is_container(data):  # a .jtc (by magic bytes)
                 described = describe(data)
+                if described.get("codec") == RECOMPRESS_CODEC:
+                    from jpegtorch.recompress import recompress_info
+
+                    described["recompressed"] = recompress_info(data).to_dict()
                 if as_json:
                     records.append({"file": name, **described})
                 else:
@@ -213,6 +217,8 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
 
 def format_container(name: str, info: dict[str, Any]) -> str:
     """Human-readable summary of a .jtc file (from ``container.describe``)."""
+    if "recompressed" in info:
+        return _format_recompressed(name, info)
     lines = [f"{name}: jtorch learned container v{info.get('version')}, "
              f"{info.get('width')}x{info.get('height')}, {info.get('channels')} channels"]
     lines.append(f"  codec:         {info.get('codec')} (model {info.get('model')}, "
@@ -222,4 +228,23 @@ def format_container(name: str, info: dict[str, Any]) -> str:
                      f"({stream.get('bits')} bits), crc32 {stream.get('crc32')}")
     lines.append(f"  header:        {info.get('header_bytes')} bytes")
     lines.append(f"  file:          {info.get('file_bytes')} bytes, {info.get('bpp', 0):.3f} bpp")
+    return "\n".join(lines)
+
+
+def _format_recompressed(name: str, info: dict[str, Any]) -> str:
+    """Summary of a .jtc holding a losslessly recompressed JPEG."""
+    r = info["recompressed"]
+    size = (f"{info.get('width')}x{info.get('height')}, {info.get('channels')} components"
+            if info.get("width") else "size unknown")
+    how = ("stored verbatim (could not be modelled exactly; no saving)" if r["verbatim"]
+           else f"coefficients modelled (model {info.get('model')})")
+    lines = [f"{name}: jtorch recompressed JPEG (.jtc v{info.get('version')}), {size}",
+             f"  content:       {how}",
+             f"  original:      {r['original_bytes']} bytes (restored byte for byte; "
+             "jtorch decode -o file.jpg)",
+             f"  container:     {info.get('file_bytes')} bytes, saving "
+             f"{100 * r['saving']:.1f} %"]
+    for stream in info.get("streams", []):
+        lines.append(f"  stream:        {stream.get('name')}: {stream.get('bytes')} bytes, "
+                     f"crc32 {stream.get('crc32')}")
     return "\n".join(lines)

@@ -31,6 +31,15 @@ VERSION = 1
 EXTENSION = ".jtc"
 _FIXED = len(MAGIC) + 1 + 4  # magic, version, header_size
 _MAX_HEADER = 1 << 20
+RECOMPRESS_CODEC = "jpeg-recompress"
+"""Codec of losslessly recompressed JPEG files (jpegtorch.recompress): its image
+size may be 0 (unknown: a file stored verbatim) and it may have 0..4 channels."""
+
+
+def _geometry_ok(codec: str, width: int, height: int, channels: int) -> bool:
+    if codec == RECOMPRESS_CODEC:
+        return 0 <= width < 1 << 32 and 0 <= height < 1 << 32 and 0 <= channels <= 4
+    return 0 < width < 1 << 32 and 0 < height < 1 << 32 and channels in (1, 3)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,16 @@ def is_container(data: bytes) -> bool:
     return bytes(data[: len(MAGIC)]) == MAGIC
 
 
+def container_codec(data: bytes) -> str | None:
+    """The codec named in a ``.jtc`` header (None: not a container or a damaged header)."""
+    if not is_container(data):
+        return None
+    try:
+        return _parse_header(data)[0].codec
+    except JPEGError:
+        return None
+
+
 def _str8(text: str, what: str) -> bytes:
     raw = text.encode("utf-8")
     if len(raw) > 255:
@@ -81,10 +100,10 @@ def pack(container: Container) -> bytes:
         raise ValueError(f"can only write version {VERSION}")
     if len(c.model_hash) != 8:
         raise ValueError("model_hash must be 8 bytes")
-    if not (0 <= c.level <= 255 and c.channels in (1, 3)):
-        raise ValueError("level must fit a byte and channels be 1 or 3")
-    if not (0 < c.width < 1 << 32 and 0 < c.height < 1 << 32):
-        raise ValueError("image size out of range")
+    if not 0 <= c.level <= 255:
+        raise ValueError("level must fit a byte")
+    if not _geometry_ok(c.codec, c.width, c.height, c.channels):
+        raise ValueError("image size or channels out of range")
     if len(c.tensors) > 255 or len(c.streams) > 255:
         raise ValueError("at most 255 tensors and 255 streams")
     body = bytearray()
@@ -178,7 +197,7 @@ def _parse_header(data: bytes) -> tuple[Container, list[tuple[str, int, int]], i
         table.append((name, length, stream_crc))
     if r.pos != len(r.data):
         raise JPEGError("corrupt .jtc header (unexpected bytes at its end)")
-    if width == 0 or height == 0 or channels not in (1, 3):
+    if not _geometry_ok(codec, width, height, channels):
         raise JPEGError(f"corrupt .jtc header (image {width}x{height}x{channels})")
     container = Container(codec=codec, model=model, model_hash=model_hash, level=level,
                           width=width, height=height, channels=channels,

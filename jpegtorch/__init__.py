@@ -28,6 +28,9 @@ _LAZY: dict[str, str] = {
     # JFIF writer (formats/)
     "encode_jpeg": "formats.jfif_writer:encode_jpeg",
     "write_coefficients": "formats.jfif_writer:write_coefficients",
+    # lossless recompression (recompress/, torch-free)
+    "recompress_jpeg": "recompress:recompress_jpeg",
+    "restore_jpeg": "recompress:restore_jpeg",
     # JPEG reader (formats/)
     "decode_jpeg": "formats.jfif_reader:decode_jpeg",
     "read_coefficients": "formats.jfif_reader:read_coefficients",
@@ -49,6 +52,8 @@ __all__ = [
     "jpeg",
     "quality_to_tables",
     "read_coefficients",
+    "recompress_jpeg",
+    "restore_jpeg",
     "write_coefficients",
 ]
 
@@ -78,3 +83,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .module import JPEG
     from .pipeline import decode, encode, jpeg
     from .quantize import ANNEX_K_CHROMA, ANNEX_K_LUMA, quality_to_tables
+    from .recompress import recompress_jpeg, restore_jpeg

@@ -48,6 +48,12 @@ Zero coefficients have zero gradient (as in the ``ste`` quantizer's
 straight-through rounding). The symbol lengths are per image, so coefficients
 in sparse, expensive contexts (long zero runs) weigh more.
 
+**Progressive files** (``scans=``): the same counting per scan of a scan
+script -- DC first and refinement scans, AC first scans with end-of-band runs,
+AC refinement scans with correction bits -- each scan with its own optimal
+tables, DHT and SOS (see :func:`estimate_rate`). Trellis-chosen values need
+nothing new: the symbols are counted from whatever integers are given.
+
 Nothing here imports the writer: the proxy is pure torch, batched over the
 images of a :class:`~jpegtorch.coefficients.Coefficients`, on any device and
 in float32 or float64.
@@ -70,6 +76,9 @@ HUFFMAN_OVERHEAD: float = 0.0465
 #: Calibrated: fraction of entropy-coded bits added by 0xFF00 byte stuffing.
 STUFFING: float = 0.00335
 
+#: Calibrated: the Huffman excess per symbol of progressive files' per-scan tables.
+PROGRESSIVE_OVERHEAD: float = 0.0465
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -79,10 +88,13 @@ class Calibration:
         huffman_overhead: bits per symbol a real (integer, length-limited)
             optimal Huffman code spends above the ideal lengths.
         stuffing: fraction of entropy-coded bits added by byte stuffing.
+        progressive_overhead: the same excess as ``huffman_overhead`` for the
+            per-scan tables of a progressive file (fewer symbols per table).
     """
 
     huffman_overhead: float = HUFFMAN_OVERHEAD
     stuffing: float = STUFFING
+    progressive_overhead: float = PROGRESSIVE_OVERHEAD
 
 
 DEFAULT_CALIBRATION = Calibration()
@@ -112,18 +124,23 @@ class RateEstimate:
         data: entropy-coded bits, padding and byte stuffing included.
         headers: marker-segment bits (SOI ... DHT, SOS, EOI).
         per_table: entropy-coded bits per Huffman table, ``[N, 4]``: DC luma,
-            AC luma, DC chroma, AC chroma (before stuffing and padding).
+            AC luma, DC chroma, AC chroma (before stuffing and padding); for a
+            multi-scan file, summed over the scans by kind.
+        per_scan: for a multi-scan file, ``[N, S]`` entropy-coded bits of each
+            scan (before stuffing and padding); None for a baseline file.
     """
 
     total: Tensor
     data: Tensor
     headers: Tensor
     per_table: Tensor
+    per_scan: Tensor | None = None
 
 
 def estimate_bits(coefficients: Coefficients, *, huffman: str = "optimal",
-                  calibration: Calibration = DEFAULT_CALIBRATION) -> Tensor:
-    """The predicted size in bits of the baseline JPEG file of each image.
+                  calibration: Calibration = DEFAULT_CALIBRATION,
+                  scans: object = None) -> Tensor:
+    """The predicted size in bits of the JPEG file of each image.
 
     Args:
         coefficients: quantized coefficients (from :func:`jpegtorch.encode`,
@@ -133,25 +150,58 @@ def estimate_bits(coefficients: Coefficients, *, huffman: str = "optimal",
         huffman: ``"optimal"`` for files written with optimized Huffman
             tables (``optimize=True``), ``"standard"`` for the Annex K tables.
         calibration: the fitted constants (the default is the shipped fit).
+        scans: None for a baseline file (one interleaved scan); ``True`` for
+            libjpeg's default progression (``progressive=True``); or a scan
+            script (a sequence of :class:`~jpegtorch.formats.scans.Scan` or
+            ``(components, ss, se, ah, al)`` tuples) for a progressive file
+            with optimal tables per scan (see :func:`estimate_rate`).
 
     Returns:
         ``[N]`` estimated file sizes in bits (float; the blocks' dtype, or
         float64 for integer blocks), differentiable w.r.t. float blocks.
     """
-    return estimate_rate(coefficients, huffman=huffman, calibration=calibration).total
+    return estimate_rate(coefficients, huffman=huffman, calibration=calibration,
+                         scans=scans).total
 
 
 def estimate_bpp(coefficients: Coefficients, *, huffman: str = "optimal",
-                 calibration: Calibration = DEFAULT_CALIBRATION) -> Tensor:
+                 calibration: Calibration = DEFAULT_CALIBRATION,
+                 scans: object = None) -> Tensor:
     """:func:`estimate_bits` divided by the pixel count: ``[N]`` bits per pixel."""
     height, width = coefficients.size
-    bits = estimate_bits(coefficients, huffman=huffman, calibration=calibration)
+    bits = estimate_bits(coefficients, huffman=huffman, calibration=calibration, scans=scans)
     return bits / float(height * width)
 
 
 def estimate_rate(coefficients: Coefficients, *, huffman: str = "optimal",
-                  calibration: Calibration = DEFAULT_CALIBRATION) -> RateEstimate:
-    """:func:`estimate_bits` with its parts (see :class:`RateEstimate`)."""
+                  calibration: Calibration = DEFAULT_CALIBRATION,
+                  scans: object = None) -> RateEstimate:
+    """:func:`estimate_bits` with its parts (see :class:`RateEstimate`).
+
+    With ``scans`` (a progressive file; ``huffman`` must be "optimal": libjpeg
+    always optimizes progressive tables) every scan is counted as the
+    progressive coder codes it (T.81 G.1.2): DC first scans as differences
+    of ``dc >> Al`` per component (interleaved scans in MCU order with the
+    dummy blocks, single-component scans over the component's own blocks),
+    DC refinement scans one bit per block; AC first scans as run/size
+    symbols of ``|v| >> Al`` in the band with ZRLs, the bands that end in
+    zeros gathered into end-of-band runs (EOBRUN symbols ``n << 4`` plus
+    ``n`` bits, broken by the next block with a nonzero value and at 0x7FFF);
+    AC refinement scans as run/size-1 symbols of the newly nonzero values
+    (runs counting only still-zero coefficients, ZRLs folded into the EOB
+    after the last one), a sign bit each, a correction bit for every value
+    already nonzero, and EOBRUNs (also cut when more than 937 correction bits
+    wait, as libjpeg does; approximated by evenly split runs). Each scan has
+    its own optimal tables (lengths from its counts as above, plus
+    ``calibration.progressive_overhead``), its DHT and SOS segments and its
+    padding; restart markers are not modelled. The gradient is the baseline
+    model's (the same coefficients' marginal costs).
+    """
+    if scans is not None and scans is not False:
+        if huffman != "optimal":
+            raise ValueError("progressive files always have optimal Huffman tables")
+        return _estimate_multiscan(coefficients, _resolve_scans(coefficients, scans),
+                                   calibration)
     if huffman not in HUFFMAN_MODES:
         raise ValueError(f"huffman must be one of {HUFFMAN_MODES}, got {huffman!r}")
     first = coefficients.blocks[0]
@@ -365,3 +415,206 @@ def _fixed_header_bytes(coefficients: Coefficients) -> float:
     sof = 10 + 3 * ncomp
     sos = 8 + 2 * ncomp
     return float(2 + app + dqt + sof + sos + 2)
+
+
+# --------------------------------------------------------------------------- progressive
+
+#: libjpeg's correction-bit buffer limit before an EOBRUN is sent early (jcphuff.c's
+#: ``MAX_CORR_BITS - DCTSIZE2 + 1``), and the longest EOBRUN.
+_MAX_PENDING_CORRECTIONS = 937
+_EOBRUN_MAX = 0x7FFF
+
+
+def _resolve_scans(coefficients: Coefficients, scans: object) -> list[tuple]:
+    """Scan script -> list of ``(components, ss, se, ah, al)``."""
+    if scans is True:
+        from .formats.scans import simple_progression
+
+        scans = simple_progression(coefficients.num_components, coefficients.color)
+    out = []
+    for scan in scans:  # type: ignore[attr-defined]
+        if hasattr(scan, "components"):
+            comps, ss, se, ah, al = scan.components, scan.ss, scan.se, scan.ah, scan.al
+        else:
+            comps, ss, se, ah, al = scan
+        comps = (comps,) if isinstance(comps, int) else tuple(comps)
+        if not (0 <= ss <= se <= 63) or any(not 0 <= c < coefficients.num_components
+                                             for c in comps):
+            raise ValueError(f"bad scan {scan!r}")
+        if ss > 0 and len(comps) != 1:
+            raise ValueError(f"an AC scan carries one component, got {scan!r}")
+        out.append((comps, int(ss), int(se), int(ah), int(al)))
+    if not out:
+        raise ValueError("empty scan script")
+    return out
+
+
+def _blocks_in_order(coefficients: Coefficients, c: int, interleaved: bool) -> Tensor:
+    """Component ``c``'s blocks as a scan visits them, zigzag order: ``[N, M, 64]``."""
+    if interleaved and coefficients.num_components > 1:
+        return _scan_blocks(coefficients, c)
+    blocks = coefficients.blocks[c]
+    n = blocks.shape[0]
+    rows, cols = coefficients.component_blocks(c)
+    zigzag = torch.tensor(_ZIGZAG, device=blocks.device)
+    return blocks[:, :rows, :cols].reshape(n, rows * cols, 64)[..., zigzag]
+
+
+def _shift(values: Tensor, al: int) -> Tensor:
+    """``values >> al`` on the magnitude (the AC point transform)."""
+    return torch.floor(values.abs() / float(1 << al)) if al else values.abs()
+
+
+def _eobrun_counts(runs: Tensor, pieces: Tensor, counts: Tensor) -> Tensor:
+    """Add the EOBRUN symbols of runs ``[N, K]`` (each split into ``pieces``) to
+    ``counts`` ``[N, 257]``; returns their extra bits ``[N]``."""
+    n = runs.shape[0]
+    active = runs > 0
+    pieces = torch.where(active, pieces.clamp(min=1.0), torch.zeros_like(pieces))
+    full = torch.floor(runs / _EOBRUN_MAX)
+    pieces = torch.maximum(pieces, full + (runs > full * _EOBRUN_MAX).to(runs.dtype))
+    length = torch.where(active, runs / pieces.clamp(min=1.0), torch.ones_like(runs))
+    size = torch.floor(torch.log2(length.clamp(min=1.0))).clamp(max=14)
+    symbol = (size * 16).long()
+    counts.scatter_add_(1, symbol.reshape(n, -1), (pieces * active).reshape(n, -1))
+    return (size * pieces * active).reshape(n, -1).sum(-1)
+
+
+def _segment_runs(breaks: Tensor, eob: Tensor, extra: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor]:
+    """End-of-band runs per segment: blocks ``[N, M]`` with ``breaks`` (a block that
+    sends the pending run first) and ``eob`` (a block that joins the run).
+    Returns ``(runs, pending)`` ``[N, M + 1]``: blocks per run and, when
+    ``extra`` is given, their summed pending correction bits."""
+    n, m = eob.shape
+    segment = torch.cumsum(breaks.long(), dim=1)  # [N, M], 0 before the first break
+    runs = torch.zeros(n, m + 1, dtype=eob.dtype, device=eob.device)
+    runs.scatter_add_(1, segment, eob)
+    pending = torch.zeros_like(runs)
+    if extra is not None:
+        pending.scatter_add_(1, segment, extra * eob)
+    return runs, pending
+
+
+def _ac_first_counts(z: Tensor, ss: int, se: int, al: int) -> tuple[Tensor, Tensor]:
+    """Symbol counts ``[N, 257]`` and extra bits ``[N]`` of an AC first scan."""
+    with torch.no_grad():
+        band = _shift(z[..., ss : se + 1], al)  # [N, M, L]
+        n, _, length = band.shape
+        nonzero = band > 0
+        pos = torch.arange(length, device=z.device, dtype=z.dtype)
+        last = torch.where(nonzero, pos, torch.full_like(pos, -1.0)).cummax(dim=-1).values
+        previous = torch.nn.functional.pad(last[..., :-1], (1, 0), value=-1.0)
+        run = torch.where(nonzero, pos - previous - 1.0, torch.zeros_like(pos))
+        zrl = torch.floor(run / 16.0)
+        size = _bit_length(band)
+        symbol = ((run - 16.0 * zrl) * 16.0 + size.clamp(max=15)).long()
+        counts = torch.zeros(n, _AC_SYMBOLS + 1, dtype=z.dtype, device=z.device)
+        counts.scatter_add_(1, symbol.reshape(n, -1), nonzero.to(z.dtype).reshape(n, -1))
+        counts[:, _ZRL] += zrl.reshape(n, -1).sum(-1)
+        has = nonzero.any(-1)
+        eob = (last[..., -1] < length - 1).to(z.dtype)  # the band ends in zeros
+        runs, _ = _segment_runs(has, eob)
+        extra = size.reshape(n, -1).sum(-1) + _eobrun_counts(runs, torch.ones_like(runs),
+                                                             counts)
+    return counts, extra
+
+
+def _ac_refine_counts(z: Tensor, ss: int, se: int, al: int) -> tuple[Tensor, Tensor]:
+    """Symbol counts ``[N, 257]`` and extra bits ``[N]`` of an AC refinement scan."""
+    with torch.no_grad():
+        band = _shift(z[..., ss : se + 1], al)
+        n, _, length = band.shape
+        history = band > 1
+        new = band == 1
+        zero = band == 0
+        pos = torch.arange(length, device=z.device, dtype=z.dtype)
+        zeros_before = torch.cumsum(zero.to(z.dtype), dim=-1) - zero.to(z.dtype)
+        last_new = torch.where(new, pos, torch.full_like(pos, -1.0)).cummax(dim=-1).values
+        prev_new = torch.nn.functional.pad(last_new[..., :-1], (1, 0), value=-1.0)
+        # zeros strictly between the previous newly nonzero value and this one
+        zeros_at_prev = torch.gather(torch.nn.functional.pad(zeros_before, (1, 0)), -1,
+                                     (prev_new + 1.0).long())
+        run = torch.where(new, zeros_before - zeros_at_prev, torch.zeros_like(pos))
+        zrl = torch.floor(run / 16.0)
+        symbol = ((run - 16.0 * zrl) * 16.0 + 1.0).long()
+        counts = torch.zeros(n, _AC_SYMBOLS + 1, dtype=z.dtype, device=z.device)
+        counts.scatter_add_(1, symbol.reshape(n, -1), new.to(z.dtype).reshape(n, -1))
+        counts[:, _ZRL] += zrl.reshape(n, -1).sum(-1)
+        final = last_new[..., -1]  # [N, M]
+        eob = (final < length - 1).to(z.dtype)
+        after = (pos > final[..., None]) & history
+        pending = after.to(z.dtype).sum(-1)
+        runs, waiting = _segment_runs(new.any(-1), eob, pending)
+        pieces = 1.0 + torch.floor(waiting / (_MAX_PENDING_CORRECTIONS + 1))
+        extra = (new.to(z.dtype).sum((-1, -2)) + history.to(z.dtype).sum((-1, -2))
+                 + _eobrun_counts(runs, pieces, counts))
+    return counts, extra
+
+
+def _estimate_multiscan(coefficients: Coefficients, scans: list[tuple],
+                        calibration: Calibration) -> RateEstimate:
+    first = coefficients.blocks[0]
+    dtype = first.dtype if first.dtype.is_floating_point else torch.float64
+    device = first.device
+    n = coefficients.batch_size
+    slots = _huffman_slots(coefficients)
+    overhead = calibration.progressive_overhead
+    orders: dict[tuple[int, bool], Tensor] = {}
+
+    def blocks(c: int, interleaved: bool) -> Tensor:
+        key = (c, interleaved)
+        if key not in orders:
+            orders[key] = _blocks_in_order(coefficients, c, interleaved).detach().round().to(dtype)
+        return orders[key]
+
+    per_scan = torch.zeros(n, len(scans), dtype=dtype, device=device)
+    per_table = torch.zeros(n, 4, dtype=dtype, device=device)
+    dht_bytes = torch.zeros(n, dtype=dtype, device=device)
+    sos_bytes = 0.0
+    for k, (comps, ss, se, ah, al) in enumerate(scans):
+        sos_bytes += 8.0 + 2.0 * len(comps)
+        interleaved = len(comps) > 1
+        if ss == 0:  # DC scan (a sequential 0-63 entry is not a progressive scan)
+            if se != 0:
+                raise ValueError("a DC scan of a progressive file has Se = 0")
+            for slot in sorted({slots[c] for c in comps}):
+                members = [blocks(c, interleaved)[..., 0] for c in comps if slots[c] == slot]
+                if ah:
+                    bits = float(sum(m.shape[1] for m in members)) * torch.ones(
+                        n, dtype=dtype, device=device)
+                else:
+                    values = torch.cat([_dc_differences(torch.floor(m / float(1 << al)))
+                                        for m in members], dim=1)
+                    stats = _symbols(values, True)
+                    lengths = _code_lengths(stats.counts, "optimal", True, slot)
+                    real = stats.counts[:, :-1]
+                    bits = (real * (lengths[:, :-1] + overhead)).sum(-1) + stats.extra_bits
+                    dht_bytes += 21.0 + (real > 0).sum(-1).to(dtype)
+                per_scan[:, k] += bits
+                per_table[:, 2 * min(slot, 1)] += bits
+            continue
+        c = comps[0]
+        z = blocks(c, False)
+        counts, extra = (_ac_refine_counts if ah else _ac_first_counts)(z, ss, se, al)
+        counts[:, -1] = 1.0  # libjpeg's reserved code point
+        lengths = _code_lengths(counts, "optimal", False, slots[c])
+        real = counts[:, :-1]
+        bits = (real * (lengths[:, :-1] + overhead)).sum(-1) + extra
+        dht_bytes += 21.0 + (real > 0).sum(-1).to(dtype)
+        per_scan[:, k] += bits
+        per_table[:, 2 * min(slots[c], 1) + 1] += bits
+
+    data = (per_scan.sum(-1) * (1.0 + calibration.stuffing)
+            + PADDING_BITS * len(scans))
+    ncomp = coefficients.num_components
+    fixed = _fixed_header_bytes(coefficients) - (8 + 2 * ncomp)  # one SOS is in there
+    headers = 8.0 * (fixed + sos_bytes + dht_bytes)
+    value = (data + headers).detach()
+    if any(b.requires_grad for b in coefficients.blocks):
+        baseline = estimate_rate(coefficients, calibration=calibration).total
+        total = value + (baseline - baseline.detach())
+    else:
+        total = value
+    return RateEstimate(total=total, data=data.detach(), headers=headers.detach(),
+                        per_table=per_table.detach(), per_scan=per_scan.detach())

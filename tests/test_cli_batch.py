@@ -399,7 +399,9 @@ def test_sigterm_at_any_moment_of_a_batch(tmp_path: Path) -> None:
         time.sleep(delay)
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
-        assert process.returncode in (143, 0)
+        # 143: our handler ran; 0: done before the signal; -15: the signal came during
+        # start-up, before the command's handler was installed (nothing written yet)
+        assert process.returncode in (143, 0, -signal.SIGTERM)
         assert _temporaries(tmp_path) == []
         if out.exists():  # what was written is complete
             for path in out.iterdir():

@@ -160,6 +160,8 @@ def _decoders(data: bytes, tmp_path: Path) -> list[np.ndarray]:
     ({"trellis": True, "restart_interval": 3}, "4:2:0", False, (75, 83)),
     ({"trellis": True}, "4:4:4", False, (33, 70)),
     ({"tune": "psnr"}, "4:2:0", True, (50, 31)),
+    ({"tune": "psnr", "restart_interval": 2}, "4:2:0", False, (53, 77)),
+    ({"tune": "ssim"}, "4:2:0", False, (9, 250)),
 ])
 def test_files_decode_identically_everywhere(options: dict, subsampling: str, gray: bool,
                                              shape: tuple[int, int] | None,

@@ -173,3 +173,72 @@ def test_rgb_files_share_one_huffman_table() -> None:
         rgb = replace(c, color="rgb")
         real = len(write_coefficients(rgb, optimize=True)) * 8
         assert abs(float(rate.estimate_bits(rgb)[0]) / real - 1) <= BOUND
+
+
+# --------------------------------------------------------------------------- issue 12
+
+JPEGTRAN = shutil.which("jpegtran")
+#: libjpeg's jpeg_simple_progression for YCbCr (what jpegtran -progressive writes)
+SIMPLE_YCC = (((0, 1, 2), 0, 0, 0, 1), ((0,), 1, 5, 0, 2), ((2,), 1, 63, 0, 1),
+              ((1,), 1, 63, 0, 1), ((0,), 6, 63, 0, 2), ((0,), 1, 63, 2, 1),
+              ((0, 1, 2), 0, 0, 1, 0), ((2,), 1, 63, 1, 0), ((1,), 1, 63, 1, 0),
+              ((0,), 1, 63, 1, 0))
+#: a script with more refinement: 3 bits of successive approximation, split bands
+DEEP = (((0, 1, 2), 0, 0, 0, 0), ((0,), 1, 8, 0, 3), ((0,), 9, 63, 0, 3),
+        ((1,), 1, 63, 0, 1), ((2,), 1, 63, 0, 1), ((0,), 1, 63, 3, 2), ((0,), 1, 63, 2, 1),
+        ((1,), 1, 63, 1, 0), ((2,), 1, 63, 1, 0), ((0,), 1, 63, 1, 0))
+
+
+def _jpegtran(data: bytes, script: tuple, tmp_path: Path) -> bytes:
+    text = "".join(f"{' '.join(map(str, c))}: {ss} {se} {ah} {al};\n"
+                   for c, ss, se, ah, al in script)
+    path = tmp_path / "scans.txt"
+    path.write_text(text)
+    return subprocess.run([JPEGTRAN, "-scans", str(path), "-copy", "none"], input=data,
+                          capture_output=True, check=True).stdout
+
+
+@pytest.mark.skipif(JPEGTRAN is None, reason="needs libjpeg-turbo's jpegtran")
+@pytest.mark.parametrize("script", [SIMPLE_YCC, DEEP], ids=["simple", "deep"])
+def test_progressive_estimate_against_real_files(script: tuple, tmp_path: Path) -> None:
+    """Progressive sizes (jpegtran's files: libjpeg-turbo's progressive coder with
+    optimal tables per scan) within 3%, for rounded and trellis-chosen values."""
+    errors = []
+    for name in SAMPLES[:3]:
+        image = to_chw(load_sample(name))
+        for quality in (20, 55, 90):
+            for options in ({"optimize": True}, {"tune": "psnr"}):
+                from jpegtorch.formats.jfif_writer import encode_jpeg
+
+                data = _jpegtran(encode_jpeg(image, quality, **options), script, tmp_path)
+                c = jpegtorch.read_coefficients(data)
+                estimate = rate.estimate_rate(c, scans=script)
+                assert estimate.per_scan is not None and estimate.per_scan.shape == (1, 10)
+                errors.append(float(estimate.total[0]) / (len(data) * 8) - 1)
+    assert max(abs(e) for e in errors) < 0.03, errors
+
+
+def test_trellis_files_within_bound() -> None:
+    """The baseline estimate of trellis-chosen values (sparser blocks, more EOBs)."""
+    from jpegtorch.formats.jfif_writer import encode_jpeg
+
+    for name in SAMPLES:
+        image = to_chw(load_sample(name))
+        for quality in (15, 50, 85):
+            for options in ({"trellis": True}, {"tune": "ssim"}):
+                data = encode_jpeg(image, quality, **options)
+                c = jpegtorch.read_coefficients(data)
+                error = float(rate.estimate_bits(c)[0]) / (len(data) * 8) - 1
+                assert abs(error) < 0.03, (name, quality, options, error)
+
+
+def test_progressive_estimate_gradient_and_errors() -> None:
+    image = (to_chw(load_sample("kodim23_256x192.png")).double()[None] / 255).requires_grad_()
+    c = jpegtorch.encode(image, 60, mode="ste")
+    bits = rate.estimate_bits(c, scans=SIMPLE_YCC)
+    grad, = torch.autograd.grad(bits.sum(), image)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="one component"):
+        rate.estimate_bits(c, scans=[((0, 1), 1, 63, 0, 0)])
+    with pytest.raises(ValueError, match="optimal"):
+        rate.estimate_bits(c, scans=SIMPLE_YCC, huffman="standard")

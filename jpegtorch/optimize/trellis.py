@@ -359,16 +359,26 @@ class Layout:
         real: ``(hib, wib)`` per component: its own blocks (the rest of its
             MCU grid are dummy blocks).
         restart_interval: MCUs between restart markers (0: none).
+        interleaved: whether the components are coded in an interleaved
+            (MCU by MCU) scan; None: when there are several of them. A subset
+            of an interleaved scan's components (quantized apart) keeps True.
     """
 
     sampling: tuple[tuple[int, int], ...]
     mcu_grid: tuple[int, int]
     real: tuple[tuple[int, int], ...]
     restart_interval: int = 0
+    interleaved: bool | None = None
 
-    @property
-    def interleaved(self) -> bool:
-        return len(self.sampling) > 1
+    def __post_init__(self) -> None:
+        if self.interleaved is None:
+            object.__setattr__(self, "interleaved", len(self.sampling) > 1)
+
+    def subset(self, components: tuple[int, ...]) -> Layout:
+        """The layout of some of the components (same scan)."""
+        return Layout(sampling=tuple(self.sampling[c] for c in components),
+                      mcu_grid=self.mcu_grid, real=tuple(self.real[c] for c in components),
+                      restart_interval=self.restart_interval, interleaved=self.interleaved)
 
     def grid(self, c: int) -> tuple[int, int]:
         """``(by, bx)``: component ``c``'s blocks on the full MCU grid."""

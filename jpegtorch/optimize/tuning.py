@@ -191,8 +191,7 @@ def _tuned_color(plain: analysis.Analysis, quant: np.ndarray, weights: np.ndarra
                 plain.full[c], plain.planes[c][: own[0], : own[1]], hmax // h, vmax // v)
     info.chroma_fit = bool(replaced)
     fitted = analysis.replace_planes(plain, replaced) if replaced else plain
-    chroma_layout = trellis.Layout(sampling=layout.sampling[1:], mcu_grid=layout.mcu_grid,
-                                   real=layout.real[1:], restart_interval=layout.restart_interval)
+    chroma_layout = layout.subset((1, 2))
     chroma_result = trellis.trellis_quantize(list(fitted.raw[1:]), quant[1:], weights[1:], lam,
                                              chroma_layout, (1, 1))
     errors = []
@@ -205,8 +204,7 @@ def _tuned_color(plain: analysis.Analysis, quant: np.ndarray, weights: np.ndarra
     target = chroma.luma_target(plain.full[0], errors[0], errors[1])
     info.luma_compensation = True
     luma_in = analysis.replace_planes(plain, {0: target})
-    luma_layout = trellis.Layout(sampling=layout.sampling[:1], mcu_grid=layout.mcu_grid,
-                                 real=layout.real[:1], restart_interval=layout.restart_interval)
+    luma_layout = layout.subset((0,))
     luma_result = trellis.trellis_quantize([luma_in.raw[0]], quant[:1], weights[:1], lam,
                                            luma_layout, (0,))
     blocks = [luma_result.blocks[0], *chroma_result.blocks]
