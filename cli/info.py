@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ._batch import JPEG_EXTENSIONS, batch_options, collect_inputs
 from ._common import (
     STDIO,
     describe_exception,
@@ -140,13 +141,15 @@ def format_info(name: str, info: Any, *, verbose: bool = False,
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@click.argument("inputs", nargs=-1, metavar="FILE...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list, one object per file (errors as {file, error}).")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the tables and every scan.")
+@batch_options(jobs=False, json_records=False, force=False)
 @quiet_debug_options
 @handle_errors
-def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, debug: bool) -> None:
+def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, recursive: bool,
+         files_from: str | None, null: bool, quiet: bool, debug: bool) -> None:
     """Describe JPEG files: size, sampling, coding, tables, quality, markers.
 
     Prints, per file: size and components, chroma sampling ("4:2:0", ...,
@@ -160,16 +163,21 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
     Examples:
       jtorch info photo.jpg
       jtorch info *.jpg --json | python -m json.tool
+      jtorch info -r photos/ --json | jq -r '.[] | [.file, .metadata.exif.orientation] | @tsv'
     """
-    if inputs.count(STDIO) > 1:
-        raise click.UsageError("stdin ('-') can be read only once")
+    found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,
+                           extensions=JPEG_EXTENSIONS)
     from jpegtorch.formats.container import RECOMPRESS_CODEC, describe, is_container
     from jpegtorch.formats.jfif_reader import read_info
 
     failures = 0
     records: list[dict[str, Any]] = []
     blocks: list[str] = []
-    for src in inputs:
+    for name, message in found.problems:
+        failures += 1
+        error_line(name, message)
+        records.append({"file": name, "error": message})
+    for src in (source.path for source in found.sources):
         name = "<stdin>" if src == STDIO else src
         try:
             data = read_input(src)

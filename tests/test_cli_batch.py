@@ -448,3 +448,55 @@ def test_compile_notice_is_printed_once_when_numba_compiles(capsys) -> None:
             os.environ["JTORCH_NO_COMPILE_NOTICE"] = old
     err = capsys.readouterr().err
     assert err.count("compiling the codec's kernels") == 1
+
+
+# --- small things ------------------------------------------------------------------------
+
+
+def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from jpegtorch.cli import _files
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_files.os, "fsync", full)
+    src = png(tmp_path / "a.png")
+    result = invoke("encode", str(src), "-o", str(tmp_path / "out" / "a.jpg"))
+    assert result.exit_code == 1
+    assert errors(result.stderr) == [
+        f"jtorch: {src}: cannot write {tmp_path / 'out' / 'a.jpg'}: no space left on the "
+        "device"]
+    assert tree(tmp_path / "out") == []
+
+
+def test_completion_of_ref_and_tables() -> None:
+    def complete(words: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", "from jpegtorch.cli.main import main; main()"],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+            env={**os.environ, "_JTORCH_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                 "COMP_CWORD": str(len(words.split(" ")) - 1)})
+        return done.stdout.splitlines()
+
+    assert complete("jtorch compare --ref op") == ["plain,opencv"]
+    assert complete("jtorch compare -r li") == ["plain,libjpeg"]
+    tables = complete("jtorch encode --tables tuned")
+    assert {"plain,tuned-psnr", "plain,tuned-ssim"} <= set(tables)
+    assert "file,tuned" in tables  # a file name is completed as well
+    assert {"plain,annex-k", "plain,tuned-psnr"} <= set(complete("jtorch compare --tables "))
+
+
+def test_info_takes_folders_and_file_lists(tmp_path: Path) -> None:
+    for name in ("a", "sub/b"):
+        path = tmp_path / "jpegs" / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pillow_jpeg(png(tmp_path / "src" / f"{name}.png")))
+    result = invoke("info", "-r", str(tmp_path / "jpegs"), "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(r["file"]).name for r in json.loads(result.stdout)] == ["a.jpg", "b.jpg"]
+    listing = f"{tmp_path / 'jpegs' / 'sub' / 'b.jpg'}\n".encode()
+    result = invoke("info", "--files-from", "-", "--json", input=listing)
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 1

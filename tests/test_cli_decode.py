@@ -103,6 +103,7 @@ def test_corrupt_strict_fails_without_output_lenient_warns(tmp_path: Path) -> No
 def test_max_pixels_and_unsupported(tmp_path: Path) -> None:
     result = run(str(GOOD), "-o", str(tmp_path / "x.png"), "--max-pixels", "1000")
     assert result.exit_code == 1 and "exceeds the limit of 1000 pixels" in result.output
+    assert "raise it with --max-pixels" in result.output  # the option, not the library's name
     result = run(str(DATA / "generated/thor_hierarchical_y2.jpg"), "-o", str(tmp_path / "y.png"))
     assert result.exit_code == 1 and "hierarchical JPEG" in result.output
     assert not any(tmp_path.iterdir())
