@@ -31,7 +31,9 @@ Order of writing (what libjpeg-turbo does with Pillow's ``save(exif=, extra=,
 xmp=, icc_profile=, comment=)``: the segments follow the JFIF APP0 / Adobe
 APP14 header, before the quantization tables): APP1 Exif, the other APPn
 segments, APP1 XMP, APP2 ICC chunks, COM. So with metadata our files are
-byte-identical to Pillow's, and without it to libjpeg-turbo's.
+byte-identical to Pillow's, and without it to libjpeg-turbo's. (One
+exception: a JFXX APP0 extension goes first, right after the JFIF APP0, as
+JFIF 1.02 requires.)
 
 Other containers, through Pillow (PNG: iCCP, eXIf, iTXt "XML:com.adobe.xmp",
 tEXt "Comment", pHYs; TIFF: tags 34675 ICC, 700 XMP, the Exif and GPS IFDs,
@@ -152,13 +154,18 @@ class Metadata:
             JPEGError: EXIF, XMP or a comment too long for one segment.
         """
         parts = []
+        # APP0 extensions (JFXX thumbnails) must follow the JFIF APP0 at once (JFIF 1.02).
+        for marker, payload in self.extra:
+            if marker == APP0:
+                parts.append(segment(marker, payload))
         if self.exif:
             if len(self.exif) > MAX_EXIF:
                 raise JPEGError(f"EXIF data is too long for a JPEG segment "
                                 f"({len(self.exif)} > {MAX_EXIF} bytes)")
             parts.append(segment(APP1, EXIF_HEADER + self.exif))
         for marker, payload in self.extra:
-            parts.append(segment(marker, payload))
+            if marker != APP0:
+                parts.append(segment(marker, payload))
         if self.xmp:
             if len(self.xmp) > MAX_XMP:
                 raise JPEGError(f"XMP data is too long for a JPEG segment "

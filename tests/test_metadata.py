@@ -379,3 +379,15 @@ def test_info_lists_the_metadata(tmp_path: Path) -> None:
     plain.write_bytes(pillow_jpeg(synthetic(8, 8)))
     assert "metadata:      none" in invoke("info", str(plain)).stdout
     assert json.loads(invoke("info", str(plain), "--json").stdout)[0]["metadata"] == {}
+
+
+def test_jfxx_extension_stays_right_after_jfif() -> None:
+    jfxx = b"\xff\xe0\x00\x0aJFXX\x00\x10ab"
+    source = pillow_jpeg(synthetic(8, 8), exif=exif_bytes(1), extra=jfxx)
+    meta = md.read_jpeg_metadata(source)
+    assert meta.extra == ((0xE0, jfxx[4:]),)
+    import jpegtorch
+
+    again = jpegtorch.write_coefficients(jpegtorch.read_coefficients(source), metadata=meta)
+    markers = [(m, p[:4]) for m, _, p in md.iter_segments(again)][:3]
+    assert markers == [(0xE0, b"JFIF"), (0xE0, b"JFXX"), (0xE1, b"Exif")]
