@@ -78,9 +78,13 @@ def format_metadata(record: dict[str, Any]) -> list[str]:
         d = record["density"]
         unit = {"none": " (aspect ratio)", "dpi": " dpi", "dpcm": " dots/cm"}.get(d["units"], "")
         items.append(f"density: {d['x']}x{d['y']}{unit}")
+    groups: dict[tuple[str, str], list[int]] = {}  # (marker, label) -> sizes, in order
     for other in record.get("other_segments", []):
-        label = f" {other['label']}" if other.get("label") else ""
-        items.append(f"other: {other['marker']}{label} ({other['bytes']} bytes)")
+        groups.setdefault((other["marker"], other.get("label") or ""), []).append(other["bytes"])
+    for (marker, label), sizes in groups.items():
+        count = f"{len(sizes)} segments, " if len(sizes) > 1 else ""
+        items.append(f"other: {marker}{' ' + label if label else ''} ({count}"
+                     f"{sum(sizes)} bytes)")
     if not items:
         return ["  metadata:      none"]
     return ["  metadata:      " + items[0]] + ["                 " + i for i in items[1:]]

@@ -125,7 +125,7 @@ class Metadata:
             names.append("comment")
         if self.density:
             names.append("density")
-        names += [f"APP{marker - APP0} segment" for marker, _ in self.extra]
+        names += _count_segments(marker for marker, _ in self.extra)
         return names
 
     def fit_jpeg(self) -> tuple[Metadata, list[str]]:
@@ -239,6 +239,15 @@ def merge(metadata: Metadata | None = None, *, exif: bytes | Any = None,
         changes["density"] = (1, x, y)
     merged = replace(metadata or Metadata(), **changes)
     return merged or None
+
+
+def _count_segments(markers: Iterator[int] | Any) -> list[str]:
+    """["APP13 segment", "3 APP2 segments"]: each marker once, in order, with a count."""
+    counts: dict[int, int] = {}
+    for marker in markers:
+        counts[marker] = counts.get(marker, 0) + 1
+    return [f"{n} APP{m - APP0} segments" if n > 1 else f"APP{m - APP0} segment"
+            for m, n in counts.items()]
 
 
 def segment(marker: int, payload: bytes) -> bytes:
@@ -575,7 +584,7 @@ def pillow_save_options(metadata: Metadata, fmt: str) -> tuple[dict[str, Any], l
         if value and key not in holds:
             dropped.append(_WORDS[key])
     if metadata.extra:
-        dropped += [f"APP{m - APP0} segment" for m, _ in metadata.extra]
+        dropped += _count_segments(m for m, _ in metadata.extra)
     if metadata.icc_profile and "icc_profile" in holds:
         options["icc_profile"] = metadata.icc_profile
     if metadata.exif and "exif" in holds:

@@ -391,3 +391,20 @@ def test_jfxx_extension_stays_right_after_jfif() -> None:
     again = jpegtorch.write_coefficients(jpegtorch.read_coefficients(source), metadata=meta)
     markers = [(m, p[:4]) for m, _, p in md.iter_segments(again)][:3]
     assert markers == [(0xE0, b"JFIF"), (0xE0, b"JFXX"), (0xE1, b"Exif")]
+
+
+def test_an_inconsistent_icc_set_is_kept_as_it_is(tmp_path: Path) -> None:
+    """Two chunks both numbered 1 of 1: not a profile (ICC.1 B.4); the segments are
+    kept verbatim, as jpegtran does, and reported once with a count."""
+    chunk = md.segment(0xE2, md.ICC_HEADER + b"\x01\x01" + b"profile")
+    source = tmp_path / "odd.jpg"
+    source.write_bytes(pillow_jpeg(synthetic(8, 8), extra=chunk + chunk))
+    meta = md.read_jpeg_metadata(source.read_bytes())
+    assert meta.icc_profile is None and meta.extra == ((0xE2, chunk[4:]),) * 2
+    result = invoke("encode", str(source), "-o", str(tmp_path / "out.jpg"))
+    assert result.exit_code == 0
+    assert md.read_jpeg_metadata((tmp_path / "out.jpg").read_bytes()).extra == meta.extra
+    text = invoke("info", str(source)).stdout
+    assert "other: APP2 ICC_PROFILE (2 segments, 42 bytes)" in text
+    result = invoke("decode", str(source), "-o", str(tmp_path / "odd.png"))
+    assert "PNG cannot hold the 2 APP2 segments: dropped" in result.stderr
