@@ -366,6 +366,7 @@ class Task:
     """
 
     label = "processed"
+    uses_numba = True  # the compile notice listens to numba (imported for it)
 
     def prepare(self) -> None:
         """Import the modules the work needs."""
@@ -396,13 +397,13 @@ def _execute(task: Task, item: Item, files: OutputFiles, debug: bool) -> Outcome
 
 
 @contextlib.contextmanager
-def compile_notice(quiet: bool) -> Any:
+def compile_notice(quiet: bool, enabled: bool = True) -> Any:
     """Print one line when numba starts compiling (a cache miss: the first run).
 
     Not with ``quiet``, nor when the environment sets ``JTORCH_NO_COMPILE_NOTICE``
     (test suites, whose expected output must not depend on numba's cache).
     """
-    if quiet or "numba" not in sys.modules or os.environ.get(NO_NOTICE_ENV):
+    if quiet or not enabled or os.environ.get(NO_NOTICE_ENV):
         yield
         return
     try:
@@ -519,8 +520,8 @@ def run_items(items: Sequence[Item], task: Task, *, jobs: int = 1, files: Output
         return problem_count
     workers = min(resolve_jobs(jobs), len(items))
     try:
-        task.prepare()
-        with compile_notice(quiet):
+        with compile_notice(quiet, enabled=task.uses_numba):
+            task.prepare()  # (kernels compiled at import time get the notice too)
             if workers <= 1:
                 reporter.bar = progress_bar(len(items), task.label, quiet=quiet)
                 for item in items:

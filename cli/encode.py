@@ -130,6 +130,7 @@ class LearnedEncodeTask(Task):
     max_pixels: int
     auto_orient: bool = False
     label: str = "encoded"
+    uses_numba = False
 
     def prepare(self) -> None:
         import jpegtorch.learned  # noqa: F401

@@ -500,3 +500,32 @@ def test_info_takes_folders_and_file_lists(tmp_path: Path) -> None:
     listing = f"{tmp_path / 'jpegs' / 'sub' / 'b.jpg'}\n".encode()
     result = invoke("info", "--files-from", "-", "--json", input=listing)
     assert result.exit_code == 0 and len(json.loads(result.stdout)) == 1
+
+
+@pytest.mark.slow
+def test_compile_notice_on_a_cold_numba_cache(tmp_path: Path) -> None:
+    """A real CLI run with an empty numba cache prints the notice (a 16-bit PNG whose
+    rows use an unknown filter: only the small unfilter kernel compiles, then the file
+    fails); a warm run and --quiet do not."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    raw = b"".join(b"\x07" + bytes(12) for _ in range(2))  # filter type 7: unknown
+    bad = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    (tmp_path / "bad.png").write_bytes(bad)
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "JTORCH_NO_COMPILE_NOTICE": ""}
+    cold = jtorch("encode", str(tmp_path / "bad.png"), env=env)
+    assert cold.returncode == 1
+    lines = cold.stderr.decode().splitlines()
+    assert lines[0].startswith("jtorch: compiling the codec's kernels") and len(lines) == 2
+    assert "unknown filter type" in lines[1]
+    warm = jtorch("encode", str(tmp_path / "bad.png"), env=env)
+    assert b"compiling" not in warm.stderr and warm.returncode == 1
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache2")
+    quiet = jtorch("encode", str(tmp_path / "bad.png"), "-Q", env=env)
+    assert b"compiling" not in quiet.stderr and quiet.returncode == 1
