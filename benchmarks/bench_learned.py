@@ -4,9 +4,13 @@ BD-rate against libjpeg-turbo (Pillow, 4:2:0), encode/decode times, RD plot.
     .venv/bin/python benchmarks/bench_learned.py                  # shipped weights
     .venv/bin/python benchmarks/bench_learned.py --checkpoint out/learned/model.ckpt
     .venv/bin/python benchmarks/bench_learned.py --images 4 --no-plot   # quick look
+    .venv/bin/python benchmarks/bench_learned.py --tiling-check --no-plot --json /tmp/rd.json
 
 Writes docs/learned_rd.png (ours, JPEG, CompressAI's published Kodak points)
 and docs/learned_rd.json. Needs ../shared/data/kodak; matplotlib for the plot.
+``--tiling-check`` also codes every image and level with the transforms run
+on the whole image at once (``tiled.TILE = None``, the codec before tiling)
+and reports how many files, coded symbols and decoded values differ.
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "learned_rd.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "learned_rd.png")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--tiling-check", action="store_true",
+                        help="compare with whole-image (untiled) coding, file by file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,13 +116,41 @@ def main() -> None:
     levels = ([int(v) for v in args.levels.split(",")] if args.levels
               else list(range(1, loaded.levels + 1)))
 
+    from jpegtorch.formats import container
+
+    from jpegtorch.learned import entropy, tiled
+
+    tiling = {"files": 0, "files_identical": 0, "symbols": 0, "symbols_differing": 0,
+              "decoded_values": 0, "decoded_values_differing": 0, "untiled_bpp": [],
+              "untiled_psnr": []}
     ours: dict[str, list[float]] = {"level": [], "bpp": [], "psnr": [], "lambda": []}
     for level in levels:
-        b, p = [], []
+        b, p, ub, up = [], [], [], []
         for path, im in zip(paths, images, strict=True):
             chw = torch.from_numpy(im).permute(2, 0, 1).contiguous()
             data = codec.encode_image(chw, level, model=model_path)
             back = codec.decode_image(data, model=model_path).permute(1, 2, 0).numpy()
+            if args.tiling_check:
+                tile, tiled.TILE = tiled.TILE, None
+                try:
+                    whole = codec.encode_image(chw, level, model=model_path)
+                    whole_back = codec.decode_image(whole, model=model_path)
+                    same_file = codec.decode_image(data, model=model_path)
+                finally:
+                    tiled.TILE = tile
+                shape = container.unpack(data).tensors[0][1]
+                symbols = [entropy.decode_symbols(*(s.data for s in container.unpack(d).streams),
+                                                  shape, loaded.tables[level - 1])
+                           for d in (data, whole)]
+                same = same_file.permute(1, 2, 0).numpy()
+                tiling["files"] += 1
+                tiling["files_identical"] += int(data == whole)
+                tiling["symbols"] += symbols[0].size
+                tiling["symbols_differing"] += int((symbols[0] != symbols[1]).sum())
+                tiling["decoded_values"] += same.size
+                tiling["decoded_values_differing"] += int((same != back).sum())
+                ub.append(8 * len(whole) / (im.shape[0] * im.shape[1]))
+                up.append(psnr(im, whole_back.permute(1, 2, 0).numpy()))
             if args.save_dir is not None:
                 args.save_dir.mkdir(parents=True, exist_ok=True)
                 (args.save_dir / f"{path.stem}_L{level}.jtc").write_bytes(data)
@@ -127,6 +161,11 @@ def main() -> None:
         ours["bpp"].append(statistics.mean(b))
         ours["psnr"].append(statistics.mean(p))
         print(f"level {level}: {ours['bpp'][-1]:.4f} bpp  {ours['psnr'][-1]:.3f} dB", flush=True)
+        if args.tiling_check:
+            tiling["untiled_bpp"].append(statistics.mean(ub))
+            tiling["untiled_psnr"].append(statistics.mean(up))
+            print(f"  untiled: {tiling['untiled_bpp'][-1]:.4f} bpp  "
+                  f"{tiling['untiled_psnr'][-1]:.3f} dB", flush=True)
 
     jpeg = jpeg_curve(images)
     bd = bd_rate(jpeg["bpp"], jpeg["psnr"], ours["bpp"], ours["psnr"])
@@ -159,6 +198,12 @@ def main() -> None:
               "bd_rate_vs_jpeg_percent": bd, "bd_method": "pchip",
               "bd_rate_vs_jpeg_percent_cubic_fit": bd_cubic, "speed": speed,
               "compressai": COMPRESSAI}
+    if args.tiling_check:
+        result["tiling_check"] = tiling
+        print(f"tiled vs whole image: {tiling['files_identical']} of {tiling['files']} files "
+              f"identical, {tiling['symbols_differing']} of {tiling['symbols']} symbols and "
+              f"{tiling['decoded_values_differing']} of {tiling['decoded_values']} decoded "
+              "values (same file) differ")
     for name, ref in COMPRESSAI.items():
         result[f"bd_rate_{name.split()[-1]}_vs_jpeg_percent"] = bd_rate(
             jpeg["bpp"], jpeg["psnr"], ref["bpp"], ref["psnr"])

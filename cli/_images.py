@@ -120,9 +120,15 @@ def _read_deep(data: bytes, max_pixels: int) -> Any:
     return None
 
 
-def _read_with_pillow(data: bytes, *, name: str, max_pixels: int,
-                      warn: Callable[[str], None]) -> tuple[Any, Any]:
-    """(uint8 ``[C, H, W]``, the opened Pillow image)."""
+def open_image(source: bytes | str, *, max_pixels: int) -> Any:
+    """Open and decode an image with Pillow: bytes, or a path (read as Pillow
+    needs it, so the file is never held whole in memory besides the pixels).
+
+    The size is checked against ``max_pixels`` (0 = no limit) and JPEG's
+    65535 a side before the pixels are decoded. Returns the loaded Pillow
+    image (close it, or use it as a context manager). Raises :class:`CliError`
+    for files that are no image, too large or damaged.
+    """
     import warnings
 
     from PIL import Image, UnidentifiedImageError
@@ -133,43 +139,98 @@ def _read_with_pillow(data: bytes, *, name: str, max_pixels: int,
         try:
             Image.MAX_IMAGE_PIXELS = None  # our own --max-pixels check replaces Pillow's
             try:
-                im = Image.open(io.BytesIO(data))
+                im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
             except UnidentifiedImageError:
                 raise CliError("not an image (or a format Pillow cannot read)") from None
             except Image.DecompressionBombError:  # pragma: no cover - limit is off
                 raise CliError("image is too large") from None
-            width, height = im.size
-            check_size(width, height, max_pixels)
             try:
+                width, height = im.size
+                check_size(width, height, max_pixels)
                 im.load()
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                im.close()
                 first = str(exc).strip().splitlines()
                 raise CliError("cannot decode image: "
                                f"{first[0] if first else type(exc).__name__}") from None
+            except BaseException:
+                im.close()
+                raise
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
-    return _pixels(im, name=name, warn=warn), im
+    return im
 
 
-def _pixels(im: Any, *, name: str, warn: Callable[[str], None]) -> Any:
+def image_rows(im: Any, *, name: str, warn: Callable[[str], None] = lambda message: None
+               ) -> tuple[Any, Callable[[int, int], Any], int]:
+    """Read a decoded Pillow image a strip of rows at a time, as uint8 numpy.
+
+    Returns ``(image, read_rows, channels)``: ``read_rows(y0, y1)`` gives rows
+    ``y0 .. y1 - 1`` as ``[y1 - y0, W, channels]`` uint8 (channels 1 or 3) of
+    ``image`` (``im`` or its conversion; keep it open while reading). Gray
+    stays gray, alpha is dropped (one warning through ``warn``), palette and
+    other colour modes become RGB, 16-bit samples are scaled to 8 bits as
+    cjpeg does (``(v * 255 + 32767) // 65535``). Only strips are ever copied,
+    so the decoded image is the only whole-image buffer.
+    """
     import numpy as np
 
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
+    channels = 1 if mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;16") else 3
+
+    def convert(a: Any) -> Any:
+        return a
+
     if mode in ALPHA_MODES:
         warn(f"{name}: alpha channel dropped")
-        im = im.convert(ALPHA_MODES[mode])
-        mode = im.mode
+        if mode in ("RGBA", "LA"):
+            def convert(a: Any) -> Any:
+                return a[..., :channels]
+        else:
+            im = im.convert(ALPHA_MODES[mode])
+            mode = im.mode
     if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(im).astype(np.int64)
-        arr = (np.clip(arr, 0, 65535) * 255 + 32767) // 65535
-        return arr.astype(np.uint8)[None]
-    if mode == "F":
-        return np.clip(np.rint(np.asarray(im, dtype=np.float64)), 0, 255).astype(np.uint8)[None]
-    if mode in ("1", "L"):
-        return np.asarray(im.convert("L"), dtype=np.uint8)[None]
-    if mode != "RGB":
+        def convert(a: Any) -> Any:
+            wide = np.clip(a, 0, 65535).astype(np.uint32)
+            return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    elif mode == "F":
+        def convert(a: Any) -> Any:
+            return np.clip(np.rint(a.astype(np.float64)), 0, 255).astype(np.uint8)
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode not in ("L", "RGB", "RGBA", "LA"):
         im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+    width = im.size[0]
+    source = im
+
+    def read_rows(y0: int, y1: int) -> Any:
+        strip = convert(np.asarray(source.crop((0, y0, width, y1))))
+        return strip.reshape(y1 - y0, width, channels)
+
+    return im, read_rows, channels
+
+
+def image_array(im: Any, *, name: str, warn: Callable[[str], None] = lambda message: None
+                ) -> Any:
+    """A decoded Pillow image as uint8 numpy ``[C, H, W]`` (C = 1 or 3), converted
+    as :func:`image_rows` does, a strip at a time."""
+    import numpy as np
+
+    im, read_rows, channels = image_rows(im, name=name, warn=warn)
+    width, height = im.size
+    out = np.empty((channels, height, width), dtype=np.uint8)
+    step = max(1, (1 << 20) // (4 * width))
+    for y0 in range(0, height, step):
+        y1 = min(height, y0 + step)
+        out[:, y0:y1] = read_rows(y0, y1).transpose(2, 0, 1)
+    return out
+
+
+def _read_with_pillow(data: bytes, *, name: str, max_pixels: int,
+                      warn: Callable[[str], None]) -> tuple[Any, Any]:
+    """(uint8 ``[C, H, W]``, the opened Pillow image)."""
+    im = open_image(data, max_pixels=max_pixels)
+    return image_array(im, name=name, warn=warn), im

@@ -52,8 +52,9 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     The hook for the .jtc container: ``jpegtorch.formats.container`` exposes
     ``MAGIC`` (bytes); the pixel decoder is its ``decode`` (or
     ``decode_container``) if it has one, else
-    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes
-    (and ``model=`` for other weights) and returns uint8 ``[C, H, W]``.
+    ``jpegtorch.learned.codec.decode_image``. Either takes the file's bytes,
+    the limits as keywords (``max_pixels=``) and ``model=`` for other
+    weights, and returns uint8 ``[C, H, W]``.
     """
     try:
         module = importlib.import_module(CONTAINER_MODULE)
@@ -71,16 +72,6 @@ def container_decoder(data: bytes) -> Callable[..., Any] | None:
     return decoder
 
 
-def _container_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a .jtc header, if the container module can tell."""
-    try:
-        module = importlib.import_module(CONTAINER_MODULE)
-        box = module.unpack(data)
-        return int(box.width), int(box.height)
-    except Exception:  # the decoder reports a damaged file properly
-        return None
-
-
 def recompressed(data: bytes) -> bool:
     """Whether ``data`` is a .jtc container of a losslessly recompressed JPEG."""
     try:
@@ -94,7 +85,21 @@ def recompressed(data: bytes) -> bool:
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
                  model: str | None = None) -> Any:
-    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` tensor."""
+    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` array or tensor."""
+    from jpegtorch.errors import JPEGError
+
+    try:
+        return _decode_bytes(data, lenient=lenient, max_pixels=max_pixels, model=model)
+    except JPEGError as exc:
+        message = str(exc)
+        if "raise max_pixels" in message:  # the library's words -> the option's name
+            raise CliError(message.replace("raise max_pixels to allow it",
+                                           "raise it with --max-pixels")) from None
+        raise
+
+
+def _decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
+                  model: str | None) -> Any:
     if recompressed(data):
         from jpegtorch.recompress import restore_jpeg
 
@@ -102,24 +107,13 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
     if data.startswith(JPEG_MAGIC):
         from jpegtorch.formats.jfif_reader import decode_jpeg
 
-        from jpegtorch.errors import JPEGError
-
-        try:
-            return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
-        except JPEGError as exc:
-            message = str(exc)
-            if "raise max_pixels" in message:  # the library's words -> the option's name
-                raise CliError(message.replace("raise max_pixels to allow it",
-                                               "raise it with --max-pixels")) from None
-            raise
+        return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
     decoder = container_decoder(data)
     if decoder is not None:
-        size = _container_size(data)
-        if size and max_pixels and size[0] * size[1] > max_pixels:
-            raise CliError(f"image size {size[0]}x{size[1]} ({size[0] * size[1]} pixels) "
-                           f"exceeds the limit of {max_pixels} pixels (raise it with "
-                           "--max-pixels)")
-        return decoder(data, model=model) if model else decoder(data)
+        options: dict[str, Any] = {"max_pixels": max_pixels}
+        if model:
+            options["model"] = model
+        return decoder(data, **options)
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")

@@ -1,14 +1,19 @@
 """``jtorch encode``: images -> baseline JPEG files, byte-identical to libjpeg-turbo.
 
 The codec is imported inside the command, so that ``jtorch --help`` stays
-instant. Inputs, outputs, ``--jobs`` and reporting are the batch machinery's
-(:mod:`._batch`); this module only says what one file's work is.
+instant; the JPEG path runs on numpy and the compiled kernels and never
+imports torch (start-up time and memory), only ``--codec learned``,
+``--trellis`` and ``--tune`` do. Inputs, outputs, ``--jobs`` and reporting are
+the batch machinery's (:mod:`._batch`); this module only says what one file's
+work is.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +29,8 @@ from ._batch import (
     run_items,
 )
 from ._common import (
+    STDIO,
+    CliError,
     complete_tables,
     handle_errors,
     metadata_options,
@@ -32,9 +39,19 @@ from ._common import (
     warn,
 )
 from ._files import OutputFiles
-from ._images import DEFAULT_MAX_PIXELS, read_image, read_image_and_metadata
+from ._images import (
+    DEFAULT_MAX_PIXELS,
+    image_array,
+    image_rows,
+    open_image,
+    read_image,
+    read_image_and_metadata,
+    rgb_to_luma,
+)
 
 __all__ = ["DEFAULT_MAX_PIXELS", "encode", "load_image"]
+
+JPEG_MAGIC = b"\xff\xd8"
 
 
 def load_image(data: bytes, *, name: str, max_pixels: int, grayscale: bool,
@@ -63,7 +80,7 @@ class EncodeTask(Task):
     grayscale: bool
     optimize: bool
     restart: int
-    tables: Any  # [2, 8, 8] base tables or None
+    tables: Any  # base tables: numpy [2, 64] int64 (luma, chroma) or None
     max_pixels: int
     trellis: bool = False
     tune: str | None = None
@@ -72,14 +89,58 @@ class EncodeTask(Task):
     label: str = "encoded"
 
     def prepare(self) -> None:
-        import jpegtorch.formats.jfif_writer  # noqa: F401  (numba kernels, pipeline)
+        import jpegtorch.formats.jfif_writer  # noqa: F401  (numba kernels; no torch)
 
     def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
-        import torch
-        from jpegtorch.formats.jfif_writer import encode_jpeg
+        source, head, size = open_source(item.source)
+        outcome.bytes_in = size
+        if self.trellis or self.tune is not None or is_deep(head):
+            self._run_whole(item, files, outcome, source)
+            return
+        from jpegtorch.formats.jfif_writer import encode_array, encode_rows
+        from jpegtorch.formats.metadata import Metadata, from_pillow, read_jpeg_metadata
 
-        data = read_input(item.source)
-        outcome.bytes_in = len(data)
+        warn = outcome.warnings.append
+        if head.startswith(JPEG_MAGIC) and isinstance(source, str):
+            source = read_input(source)  # (compressed: small; its segments are the metadata)
+        with open_image(source, max_pixels=self.max_pixels) as im:
+            outcome.width, outcome.height = im.size
+            meta = Metadata()
+            if not self.strip or self.auto_orient:
+                meta = (read_jpeg_metadata(source) if head.startswith(JPEG_MAGIC)
+                        and isinstance(source, bytes) else from_pillow(im))
+            if self.auto_orient and meta.orientation not in (None, 1):
+                # the whole image is needed to turn it
+                array = image_array(im, name=item.name, warn=warn)
+                if self.grayscale and array.shape[0] == 3:
+                    array = rgb_to_luma(array)
+                array, meta = carry_metadata(array, meta, name=item.name, strip=self.strip,
+                                             auto_orient=True, warn=warn)
+                outcome.height, outcome.width = array.shape[1:]
+                jpeg = encode_array(array, self.quality, layout="CHW",
+                                    subsampling=self.subsampling, optimize=self.optimize,
+                                    restart_interval=self.restart, tables=self.tables,
+                                    metadata=meta)
+            else:
+                image, read_rows, channels = image_rows(im, name=item.name, warn=warn)
+                meta = fit_metadata(meta, name=item.name, strip=self.strip,
+                                    gray=channels == 1 or self.grayscale, warn=warn)
+                # the encoder reads the decoded image a band at a time: no copy of it
+                jpeg = encode_rows(read_rows, (image.size[1], image.size[0]), channels,
+                                   self.quality, subsampling=self.subsampling,
+                                   optimize=self.optimize, restart_interval=self.restart,
+                                   tables=self.tables, grayscale=self.grayscale,
+                                   metadata=meta)
+                image.close()
+        assert item.output is not None
+        files.write(item.output, jpeg)
+        outcome.bytes_out = len(jpeg)
+
+    def _run_whole(self, item: Item, files: OutputFiles, outcome: Outcome,
+                   source: bytes | str) -> None:
+        """Trellis/tune (torch), and 16-bit PNG / deep PNM (cjpeg's scaling): the
+        whole image in memory."""
+        data = source if isinstance(source, bytes) else read_input(source)
         array, meta = read_image_and_metadata(
             data, name=item.name, max_pixels=self.max_pixels, grayscale=self.grayscale,
             warn=outcome.warnings.append, metadata=not self.strip or self.auto_orient)
@@ -87,29 +148,63 @@ class EncodeTask(Task):
                                      auto_orient=self.auto_orient,
                                      warn=outcome.warnings.append)
         outcome.height, outcome.width = array.shape[1:]
-        jpeg = encode_jpeg(torch.from_numpy(array), self.quality, subsampling=self.subsampling,
-                           optimize=self.optimize, restart_interval=self.restart,
-                           tables=self.tables, trellis=self.trellis, tune=self.tune,
-                           metadata=meta)
+        if self.trellis or self.tune is not None:
+            import torch
+            from jpegtorch.formats.jfif_writer import encode_jpeg
+
+            tables = (None if self.tables is None
+                      else torch.from_numpy(self.tables).reshape(2, 8, 8))
+            jpeg = encode_jpeg(torch.from_numpy(array), self.quality,
+                               subsampling=self.subsampling, optimize=self.optimize,
+                               restart_interval=self.restart, tables=tables,
+                               trellis=self.trellis, tune=self.tune, metadata=meta)
+        else:
+            from jpegtorch.formats.jfif_writer import encode_array
+
+            jpeg = encode_array(array, self.quality, layout="CHW",
+                                subsampling=self.subsampling, optimize=self.optimize,
+                                restart_interval=self.restart, tables=self.tables,
+                                metadata=meta)
         assert item.output is not None
         files.write(item.output, jpeg)
         outcome.bytes_out = len(jpeg)
 
 
-def carry_metadata(array: Any, meta: Any, *, name: str, strip: bool, auto_orient: bool,
-                   warn: Any) -> tuple[Any, Any]:
-    """Pixels ``[C, H, W]`` and the metadata to write into a JPEG: turned upright
-    (``auto_orient``: pixels rotated/flipped, orientation set to 1), dropped
-    (``strip``), or kept, less what a JPEG cannot hold (a warning names it)."""
-    from jpegtorch.formats.metadata import icc_summary, orient
+def open_source(path: str) -> tuple[bytes | str, bytes, int]:
+    """``(source, head, size)``: what Pillow opens (the path of a file, or the
+    bytes of stdin), the file's first bytes (to tell its kind) and its size."""
+    if path == STDIO:
+        data = read_input(path)
+        return data, data[:4096], len(data)
+    p = Path(path)
+    if p.is_dir():
+        raise CliError("is a directory")
+    try:
+        with p.open("rb") as f:
+            head = f.read(4096)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        raise CliError("no such file") from None
+    return path, head, size
 
-    if auto_orient and meta.orientation not in (None, 1):
-        array = orient(array, meta.orientation)
-        meta = meta.with_orientation(1)
+
+def is_deep(head: bytes) -> bool:
+    """A 16-bit PNG or a PNM with maxval != 255 (read and scaled as cjpeg does)."""
+    from jpegtorch.formats import png16, pnm
+
+    return png16.is_deep_png(head) or pnm.is_deep_pnm(head)
+
+
+def fit_metadata(meta: Any, *, name: str, strip: bool, gray: bool, warn: Any) -> Any:
+    """The metadata to write into a JPEG: None (``strip`` or none), or ``meta``
+    less what a JPEG cannot hold (a warning names it), e.g. a colour ICC
+    profile in a gray JPEG."""
+    from jpegtorch.formats.metadata import icc_summary
+
     if strip or not meta:
-        return array, None
+        return None
     meta, dropped = meta.fit_jpeg()
-    if meta.icc_profile and array.shape[0] == 1:
+    if meta.icc_profile and gray:
         space = icc_summary(meta.icc_profile).get("color_space")
         if space and space != "GRAY":
             dropped.append(f"{space} ICC profile (a gray JPEG cannot use it)")
@@ -118,7 +213,21 @@ def carry_metadata(array: Any, meta: Any, *, name: str, strip: bool, auto_orient
             meta = replace(meta, icc_profile=None)
     if dropped:
         warn(f"{name}: metadata dropped: {', '.join(dropped)}")
-    return array, meta or None
+    return meta or None
+
+
+def carry_metadata(array: Any, meta: Any, *, name: str, strip: bool, auto_orient: bool,
+                   warn: Any) -> tuple[Any, Any]:
+    """Pixels ``[C, H, W]`` and the metadata to write into a JPEG: turned upright
+    (``auto_orient``: pixels rotated/flipped, orientation set to 1), dropped
+    (``strip``), or kept, less what a JPEG cannot hold (:func:`fit_metadata`)."""
+    from jpegtorch.formats.metadata import orient
+
+    if auto_orient and meta.orientation not in (None, 1):
+        array = orient(array, meta.orientation)
+        meta = meta.with_orientation(1)
+    return array, fit_metadata(meta, name=name, strip=strip, gray=array.shape[0] == 1,
+                               warn=warn)
 
 
 @dataclass
@@ -199,8 +308,9 @@ class RecompressTask(Task):
               help="jpeg: baseline JFIF (.jpg); learned: the learned codec's .jtc container; "
                    "recompress: JPEG inputs losslessly into a smaller .jtc (jtorch decode "
                    "-o x.jpg gives the original file back, byte for byte).")
-@click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
-              default="4:2:0", show_default=True, help="Chroma subsampling.")
+@click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"]),
+              default="4:2:0", show_default=True,
+              help="Chroma subsampling (4:4:0 = cjpeg -sample 1x2, 4:1:1 = -sample 4x1).")
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
@@ -291,12 +401,12 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
                                  auto_orient=auto_orient)
         suffix = EXTENSION
     else:
-        from jpegtorch.formats.jfif_writer import resolve_base_tables
+        from jpegtorch.formats.jfif_writer import base_tables as read_tables
 
         from jpegtorch.errors import JPEGError
 
         try:
-            base_tables = resolve_base_tables(tables) if tables is not None else None
+            base_tables = read_tables(tables) if tables is not None else None
         except JPEGError as exc:
             raise click.BadParameter(str(exc), param_hint="--tables") from None
         task = EncodeTask(quality=75 if quality is None else quality, subsampling=subsampling,

@@ -20,30 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jpegtorch.errors import JPEGError
+from jpegtorch.kernels.quantize import ANNEX_K_CHROMA as _K_CHROMA
+from jpegtorch.kernels.quantize import ANNEX_K_LUMA as _K_LUMA
 
 Table = tuple[int, ...]
 """64 quantization values in natural (row-major) order."""
 
-ANNEX_K_LUMA: Table = (
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-)  # fmt: skip
-ANNEX_K_CHROMA: Table = (
-    17, 18, 24, 47, 99, 99, 99, 99,
-    18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-)  # fmt: skip
+# The Annex K tables are defined once, beside the compiled quantizer.
+ANNEX_K_LUMA: Table = _K_LUMA
+ANNEX_K_CHROMA: Table = _K_CHROMA
 
 MAX_TABLES = 4
 MAX_VALUE = 65535

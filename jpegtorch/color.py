@@ -25,22 +25,8 @@ from torch import Tensor
 
 from ._arith import combine, is_exact
 
-SCALEBITS = 16
-ONE = 1 << SCALEBITS
-ONE_HALF = 1 << (SCALEBITS - 1)
-
-# RGB -> YCbCr (rows Y, Cb, Cr; columns R, G, B)
-RGB_TO_YCBCR: tuple[tuple[float, ...], ...] = (
-    (0.29900, 0.58700, 0.11400),
-    (-0.16874, -0.33126, 0.50000),
-    (0.50000, -0.41869, -0.08131),
-)
-# YCbCr -> RGB: contributions of (Cb - 128, Cr - 128) to (R, G, B); Y has weight 1.
-YCBCR_TO_RGB: tuple[tuple[float, ...], ...] = (
-    (0.0, 1.40200),
-    (-0.34414, -0.71414),
-    (1.77200, 0.0),
-)
+# libjpeg's constants and JFIF's matrices: defined once, beside the compiled kernels
+from .kernels.color import FORWARD_BIAS, ONE, ONE_HALF, RGB_TO_YCBCR, YCBCR_TO_RGB
 
 
 def default_forward_matrix(device: torch.device | None = None,
@@ -69,7 +55,7 @@ def fixed_point(matrix: Tensor, mode: str) -> Tensor:
 
 
 # rounding constants: Y gets +2**15; Cb/Cr get (128 << 16) + 2**15 - 1 (jccolor.c)
-_FORWARD_BIAS = (float(ONE_HALF), 128.0 * ONE + ONE_HALF - 1, 128.0 * ONE + ONE_HALF - 1)
+_FORWARD_BIAS = tuple(float(b) for b in FORWARD_BIAS)
 
 
 def _weighted_planes(planes: list[Tensor], fixed: list[list[float]], bias: list[float],

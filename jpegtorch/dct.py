@@ -3,8 +3,9 @@ with its range limit (jidctint.c).
 
 Each pass of the islow transforms is an integer-linear butterfly network
 followed by one ``DESCALE`` (a rounding right shift). We therefore write the
-butterflies once, over Python integers, to obtain each pass as an exact 8×8
-integer matrix; a pass is then ``floor((M @ x + 2**(s-1)) / 2**s)``, computed in
+butterflies once, over Python integers (the forward one is the compiled
+kernel's own, :func:`jpegtorch.kernels.dct.fdct_1d`), to obtain each pass as
+an exact 8×8 integer matrix; a pass is then ``floor((M @ x + 2**(s-1)) / 2**s)``, computed in
 float64 (exact: every intermediate is far below 2**53). This gives exactly
 libjpeg-turbo's results while running as two small matrix products per block.
 """
@@ -16,61 +17,29 @@ from functools import cache
 import torch
 from torch import Tensor
 
-CONST_BITS = 13
-PASS1_BITS = 2
-
-
-def _fix(x: float) -> int:
-    return int(x * (1 << CONST_BITS) + 0.5)
-
-
-F_0_298631336 = _fix(0.298631336)
-F_0_390180644 = _fix(0.390180644)
-F_0_541196100 = _fix(0.541196100)
-F_0_765366865 = _fix(0.765366865)
-F_0_899976223 = _fix(0.899976223)
-F_1_175875602 = _fix(1.175875602)
-F_1_501321110 = _fix(1.501321110)
-F_1_847759065 = _fix(1.847759065)
-F_1_961570560 = _fix(1.961570560)
-F_2_053119869 = _fix(2.053119869)
-F_2_562915447 = _fix(2.562915447)
-F_3_072711026 = _fix(3.072711026)
-
-
-def _fdct_1d(d: list[int], dc_shift: int) -> list[int]:
-    """jfdctint.c's butterfly over integers, before DESCALE.
-
-    Outputs 0 and 4 are ``(tmp10 ± tmp11) << dc_shift`` so that all eight
-    outputs share one DESCALE shift.
-    """
-    tmp0, tmp7 = d[0] + d[7], d[0] - d[7]
-    tmp1, tmp6 = d[1] + d[6], d[1] - d[6]
-    tmp2, tmp5 = d[2] + d[5], d[2] - d[5]
-    tmp3, tmp4 = d[3] + d[4], d[3] - d[4]
-    tmp10, tmp13 = tmp0 + tmp3, tmp0 - tmp3
-    tmp11, tmp12 = tmp1 + tmp2, tmp1 - tmp2
-    out = [0] * 8
-    out[0] = (tmp10 + tmp11) << dc_shift
-    out[4] = (tmp10 - tmp11) << dc_shift
-    z1 = (tmp12 + tmp13) * F_0_541196100
-    out[2] = z1 + tmp13 * F_0_765366865
-    out[6] = z1 - tmp12 * F_1_847759065
-    z1, z2, z3, z4 = tmp4 + tmp7, tmp5 + tmp6, tmp4 + tmp6, tmp5 + tmp7
-    z5 = (z3 + z4) * F_1_175875602
-    tmp4 *= F_0_298631336
-    tmp5 *= F_2_053119869
-    tmp6 *= F_3_072711026
-    tmp7 *= F_1_501321110
-    z1 *= -F_0_899976223
-    z2 *= -F_2_562915447
-    z3 = z3 * -F_1_961570560 + z5
-    z4 = z4 * -F_0_390180644 + z5
-    out[7] = tmp4 + z1 + z3
-    out[5] = tmp5 + z2 + z4
-    out[3] = tmp6 + z2 + z3
-    out[1] = tmp7 + z1 + z4
-    return out
+# libjpeg's constants and the forward butterfly: defined once, beside the compiled kernels
+from .kernels.dct import (
+    CONST_BITS,
+    F_0_298631336,
+    F_0_390180644,
+    F_0_541196100,
+    F_0_765366865,
+    F_0_899976223,
+    F_1_175875602,
+    F_1_501321110,
+    F_1_847759065,
+    F_1_961570560,
+    F_2_053119869,
+    F_2_562915447,
+    F_3_072711026,
+    FDCT_DC_SHIFT1,
+    FDCT_DC_SHIFT2,
+    FDCT_SHIFT1,
+    FDCT_SHIFT2,
+    IDCT_SHIFT1,
+    IDCT_SHIFT2,
+    fdct_1d_exact,
+)
 
 
 def _idct_1d(c: list[int], dc_shift: int) -> list[int]:
@@ -107,20 +76,13 @@ def _matrix(butterfly, dc_shift: int) -> list[list[int]]:
     return [[cols[j][i] for j in range(8)] for i in range(8)]
 
 
-# Shifts of each pass (pass 1 on rows / columns, pass 2 on the other axis).
-FDCT_SHIFT1 = CONST_BITS - PASS1_BITS  # 11; outputs 0/4 are <<PASS1_BITS, exact
-FDCT_SHIFT2 = CONST_BITS + PASS1_BITS  # 15; outputs 0/4 DESCALE by PASS1_BITS
-IDCT_SHIFT1 = CONST_BITS - PASS1_BITS  # 11
-IDCT_SHIFT2 = CONST_BITS + PASS1_BITS + 3  # 18
-
-
 @cache
 def _int_matrices() -> dict[str, list[list[int]]]:
     return {
         # pass 1: DC/4 outputs are (x << PASS1_BITS), written as << (PASS1_BITS + 11) then >> 11
-        "f1": _matrix(_fdct_1d, PASS1_BITS + FDCT_SHIFT1),
+        "f1": _matrix(fdct_1d_exact, FDCT_DC_SHIFT1),
         # pass 2: DC/4 outputs DESCALE by PASS1_BITS: << (15 - 2) then >> 15
-        "f2": _matrix(_fdct_1d, FDCT_SHIFT2 - PASS1_BITS),
+        "f2": _matrix(fdct_1d_exact, FDCT_DC_SHIFT2),
         "i1": _matrix(_idct_1d, CONST_BITS),
         "i2": _matrix(_idct_1d, CONST_BITS),
     }

@@ -8,6 +8,7 @@ Decoder: dequantize -> islow IDCT + range limit -> crop -> up-sample ->
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -93,7 +94,49 @@ def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4
         mode = "hard"
     # hard mode has no gradient through rounding: skip autograd altogether
     with torch.set_grad_enabled(torch.is_grad_enabled() and mode != "hard"):
+        if mode == "hard" and image.device.type == "cpu" and color_matrix is None:
+            return _encode_compiled(image, quality, subsampling, tables)
         return _encode(image, quality, subsampling, tables, mode, color_matrix)
+
+
+def _encode_compiled(image: Tensor, quality: float | Tensor, subsampling: str,
+                     tables: Tensor | None) -> Coefficients:
+    """Hard mode on the CPU: the same stages, run by the compiled kernels
+    (:mod:`jpegtorch.kernels`) MCU row by MCU row. Identical results to
+    :func:`_encode` (tests prove it), several times faster and without
+    whole-image float64 temporaries."""
+    from .kernels.encode import encode_coefficients
+
+    integer_io = image.dtype == torch.uint8
+    x = image if image.dim() == 4 else image[None]
+    n, channels, height, width = x.shape
+    dtype = work_dtype("hard", x.dtype)
+    qt = quality_to_tables(quality, tables, mode="hard", dtype=dtype, device=x.device)
+    if qt.shape[0] not in (1, n):
+        raise ValueError(f"quality/tables have batch size {qt.shape[0]}, images have {n}")
+    if channels == 3:
+        sampling = parse_subsampling(subsampling)
+        color = "ycbcr"
+    else:
+        sampling = ((1, 1),)
+        color = "gray"
+    slots = tuple(0 if c == 0 else 1 for c in range(len(sampling)))
+    component_tables = qt[:, list(slots)]  # [1 or N, C, 8, 8], integers 1..255
+    pixels = x if integer_io else _quantize_pixels(x.to(dtype)).to(torch.uint8)
+    blocks = encode_coefficients(
+        pixels.numpy().transpose(0, 2, 3, 1), sampling,
+        component_tables.reshape(-1, len(sampling), 64).to(torch.int64).numpy(),
+        dtype=np.int32)
+    if integer_io:
+        blocks_out = tuple(torch.from_numpy(b) for b in blocks)
+        qtables = component_tables.to(torch.int32).expand(n, -1, -1, -1).contiguous()
+    else:
+        blocks_out = tuple(torch.from_numpy(b).to(x.dtype) for b in blocks)
+        qtables = component_tables.to(x.dtype).expand(n, -1, -1, -1).contiguous()
+    return Coefficients(
+        blocks=blocks_out, qtables=qtables, sampling=sampling, size=(height, width),
+        color=color, qtable_slots=slots, mode="hard",
+    )
 
 
 def _encode(image: Tensor, quality: float | Tensor, subsampling: str, tables: Tensor | None,

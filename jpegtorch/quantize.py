@@ -16,24 +16,12 @@ import torch
 from torch import Tensor
 
 from ._arith import clamp, combine, is_exact, round_half_away, soft_round
+from .kernels.quantize import ANNEX_K_CHROMA as _K_CHROMA
+from .kernels.quantize import ANNEX_K_LUMA as _K_LUMA
 
-_LUMA = (
-    (16, 11, 10, 16, 24, 40, 51, 61),
-    (12, 12, 14, 19, 26, 58, 60, 55),
-    (14, 13, 16, 24, 40, 57, 69, 56),
-    (14, 17, 22, 29, 51, 87, 80, 62),
-    (18, 22, 37, 56, 68, 109, 103, 77),
-    (24, 35, 55, 64, 81, 104, 113, 92),
-    (49, 64, 78, 87, 103, 121, 120, 101),
-    (72, 92, 95, 98, 112, 100, 103, 99),
-)
-_CHROMA = (
-    (17, 18, 24, 47, 99, 99, 99, 99),
-    (18, 21, 26, 66, 99, 99, 99, 99),
-    (24, 26, 56, 99, 99, 99, 99, 99),
-    (47, 66, 99, 99, 99, 99, 99, 99),
-    *((99,) * 8,) * 4,
-)
+# the Annex K tables: defined once, beside the compiled quantizer
+_LUMA = tuple(_K_LUMA[r * 8 : r * 8 + 8] for r in range(8))
+_CHROMA = tuple(_K_CHROMA[r * 8 : r * 8 + 8] for r in range(8))
 
 #: The IJG (Annex K) base tables, natural order, ``[8, 8]`` int32.
 ANNEX_K_LUMA: Tensor = torch.tensor(_LUMA, dtype=torch.int32)

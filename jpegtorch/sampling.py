@@ -23,13 +23,8 @@ from torch import Tensor
 
 from ._arith import descale, floor_div, is_exact
 
-SUBSAMPLING: dict[str, tuple[tuple[int, int], ...]] = {
-    "4:4:4": ((1, 1), (1, 1), (1, 1)),
-    "4:2:2": ((2, 1), (1, 1), (1, 1)),
-    "4:2:0": ((2, 2), (1, 1), (1, 1)),
-    "4:4:0": ((1, 2), (1, 1), (1, 1)),
-    "4:1:1": ((4, 1), (1, 1), (1, 1)),
-}
+# the named samplings and libjpeg's rounding biases: defined once, beside the compiled kernels
+from .kernels.sampling import SUBSAMPLING, bias_row
 
 
 def parse_subsampling(subsampling: str) -> tuple[tuple[int, int], ...]:
@@ -85,13 +80,8 @@ def downsample(plane: Tensor, hexp: int, vexp: int, mode: str) -> Tensor:
         divisor = numpix
     if not is_exact(mode):
         return total / divisor
-    # libjpeg's rounding biases: 0,1,0,1 (2x1) and 1,2,1,2 (2x2) by output column,
-    # numpix // 2 for other boxes (jcsample.c)
-    if (hexp, vexp) in ((2, 1), (2, 2)):
-        columns = torch.arange(width // hexp, device=plane.device, dtype=plane.dtype)
-        bias = columns % 2 + (1 if vexp == 2 else 0)
-    else:
-        bias = torch.full((1,), float(numpix // 2), device=plane.device, dtype=plane.dtype)
+    # libjpeg's rounding biases (jcsample.c; kernels.sampling.bias_row)
+    bias = torch.from_numpy(bias_row(hexp, vexp, width // hexp)).to(plane.device, plane.dtype)
     return floor_div(total, divisor, bias * divisor / numpix, mode)
 
 

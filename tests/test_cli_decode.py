@@ -140,7 +140,7 @@ def test_missing_file_and_empty_stdin() -> None:
 def test_container_hook_dispatches_on_magic(tmp_path: Path, monkeypatch) -> None:
     fake = types.ModuleType("jpegtorch.formats.container")
     fake.MAGIC = b"JTC\x00"  # type: ignore[attr-defined]
-    fake.decode = lambda data: torch.full((3, 4, 5), 7, dtype=torch.uint8)  # type: ignore[attr-defined]
+    fake.decode = lambda data, **limits: torch.full((3, 4, 5), 7, dtype=torch.uint8)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "jpegtorch.formats.container", fake)
     src = tmp_path / "x.jpg"  # the extension does not matter
     src.write_bytes(b"JTC\x00payload")
@@ -166,8 +166,8 @@ def test_jtc_files_go_to_the_learned_decoder(tmp_path: Path, monkeypatch) -> Non
     codec = pytest.importorskip("jpegtorch.learned.codec")
     calls = []
 
-    def fake_decode(data: bytes, *, model=None, device=None):
-        calls.append(model)
+    def fake_decode(data: bytes, *, model=None, device=None, max_pixels=None, **limits):
+        calls.append((model, max_pixels))
         if data.endswith(b"bad"):
             from jpegtorch import JPEGError
 
@@ -179,7 +179,7 @@ def test_jtc_files_go_to_the_learned_decoder(tmp_path: Path, monkeypatch) -> Non
     src.write_bytes(container.MAGIC + b"\x01payload")
     assert run(str(src), "-o", str(tmp_path / "a.png"), "--model", "w.pt").exit_code == 0
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == (6, 7)
-    assert calls == ["w.pt"]
+    assert calls == [("w.pt", 89478485)]  # the pixel limit reaches the .jtc decoder
     src.write_bytes(container.MAGIC + b"\x01bad")
     result = run(str(src), "-o", str(tmp_path / "b.png"))
     assert result.exit_code == 1 and "corrupt .jtc header" in result.output

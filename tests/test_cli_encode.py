@@ -159,7 +159,7 @@ def test_tables_preset_and_bad_tables(photo: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "b.jpg").exists()
 
 
-@pytest.mark.parametrize("args", [["-q", "0"], ["-q", "101"], ["--subsampling", "4:1:1"],
+@pytest.mark.parametrize("args", [["-q", "0"], ["-q", "101"], ["--subsampling", "4:2:1"],
                                   ["--restart", "-1"], ["--bogus"], []])
 def test_usage_errors_exit_2(args: list[str], photo: Path) -> None:
     result = run(*([str(photo)] if args else []), *args)

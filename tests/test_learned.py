@@ -342,3 +342,64 @@ def test_gpu_encode_cpu_decode(model_file):
     # decoding on the GPU reads the same symbols: same image up to float rounding
     back_on_gpu = codec.decode_image(on_gpu, model=model_file, device="cuda")
     assert int((back_on_gpu.int() - back_gpu.int()).abs().max()) <= 1
+
+
+# --- model files without torch (what a .jtc decoder checks before importing torch) --------
+
+
+def test_model_file_read_without_torch_matches_torch(model_file):
+    from jpegtorch.learned import modelfile
+
+    blob = export.load_blob(model_file)
+    arrays = modelfile.read_blob(model_file)
+    assert modelfile.content_hash(arrays) == modelfile.content_hash(blob)
+    for key in ("medians", "cdf_offsets", "cdf_lengths", "cdf_freqs"):
+        assert np.array_equal(arrays[key], blob[key].numpy()), key
+    for key, value in blob["state"].items():
+        assert arrays["state"][key].dtype == value.numpy().dtype
+        assert np.array_equal(arrays["state"][key], value.numpy()), key
+    info = modelfile.model_info(model_file)
+    loaded = codec.load_model(model_file)
+    assert (info.hash8, info.name, info.levels, info.m, info.n) == \
+        (loaded.hash8, "tiny-test", 2, 8, 8)
+    if codec.DEFAULT_WEIGHTS.exists():  # the shipped weights' identity, torch-free
+        assert modelfile.model_info().hash8 == codec.load_model().hash8
+
+
+def test_model_file_reader_refuses_foreign_pickles(tmp_path):
+    """The torch-free reader only knows a model file's globals (no code runs)."""
+    import pickle
+    import zipfile
+
+    from jpegtorch.learned import modelfile
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("evil/data.pkl", pickle.dumps({"format": Evil()}, protocol=2))
+    with pytest.raises(JPEGError, match=r"not a learned-codec model file \(UnpicklingError\)"):
+        modelfile.read_blob(path)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(JPEGError, match=r"not a learned-codec model file"):
+        modelfile.read_blob(junk)
+
+
+def test_jtc_refusal_does_not_import_torch(tmp_path, model_file):
+    import subprocess
+    import sys
+
+    data = codec.encode_image(_image(32, 32), 1, model=model_file)
+    bad = tmp_path / "bad.jtc"
+    bad.write_bytes(jtc.pack(jtc.Container(**{**jtc.unpack(data).__dict__, "streams": (
+        jtc.Stream("latents", b""), jtc.Stream("escapes", b""))})))
+    script = ("import sys\nfrom jpegtorch import JPEGError\nfrom jpegtorch.learned import "
+              "decode_image\ntry:\n    decode_image(open(sys.argv[1], 'rb').read(), "
+              "model=sys.argv[2])\nexcept JPEGError as e:\n    print(e)\n"
+              "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(bad), str(model_file)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "stream 'latents' (empty" in out[0] and out[1] == "False"

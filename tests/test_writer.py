@@ -361,7 +361,7 @@ def test_public_names_are_exported() -> None:
     dict(image=torch.zeros(3, 0, 8, dtype=torch.uint8)),        # empty
     dict(image=np.zeros((8, 8, 3), np.uint8)),                  # not a tensor
     dict(quality=0), dict(quality=101), dict(quality=75.5), dict(quality=True),
-    dict(subsampling="4:1:1"), dict(restart_interval=-1), dict(restart_interval=65536),
+    dict(subsampling="4:2:1"), dict(restart_interval=-1), dict(restart_interval=65536),
     dict(tables=torch.zeros(8, 8)), dict(tables=torch.full((2, 8, 8), 0.5)),
     dict(tables="no-such-preset"), dict(tables=3),
 ])

@@ -1,83 +1,99 @@
-"""Encode and decode images with the learned codec into ``.jtc`` containers."""
+"""Encode and decode images with the learned codec into ``.jtc`` containers.
+
+torch is imported only where a transform runs: every check of a ``.jtc``
+file (container, limits, model identity, entropy streams) is torch-free
+(:mod:`.modelfile`), so a damaged or hostile file is refused without the
+~220 MB and seconds that importing torch costs.
+"""
 
 from __future__ import annotations
 
 import functools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from ..errors import JPEGError
 from ..formats import container as jtc
+from ..formats.jfif_reader import DEFAULT_MAX_PIXELS
 from .entropy import Tables, decode_symbols, encode_symbols
-from .export import CODEC, build_model, content_hash, load_blob
-from .model import STRIDE, FactorizedCodec
+from .modelfile import CODEC, DEFAULT_WEIGHTS, WEIGHTS_DIR, ModelInfo, model_info, resolve
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "learned_factorized.pt"
-_LUMA = (0.299, 0.587, 0.114)
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
+
+    from .model import FactorizedCodec
+
+__all__ = ["DEFAULT_MAX_MEMORY", "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "LoadedModel",
+           "decode_image", "decode_memory", "encode_image", "load_model"]
+
+STRIDE = 16  # pixels per latent (model.STRIDE; repeated to keep this module torch-free)
+# The JPEG decoder's default budget (jpegtorch.formats.jfif_reader's DEFAULT_MAX_MEMORY, 1 GiB).
+DEFAULT_MAX_MEMORY = 1 << 30
 
 
 @dataclass
 class LoadedModel:
-    """A model file ready for coding: network, per-level tables, identity."""
+    """A model file ready for coding: the network and :class:`.modelfile.ModelInfo`."""
 
     net: FactorizedCodec
-    medians: np.ndarray  # float32 [L, M]
-    tables: list[Tables]
-    name: str
-    hash8: bytes
-    lambdas: tuple[float, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
+    info: ModelInfo
+
+    @property
+    def medians(self) -> np.ndarray:  # float32 [L, M]
+        return self.info.medians
+
+    @property
+    def tables(self) -> list[Tables]:
+        return self.info.tables
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def hash8(self) -> bytes:
+        return self.info.hash8
+
+    @property
+    def lambdas(self) -> tuple[float, ...]:
+        return self.info.lambdas
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.info.meta
 
     @property
     def levels(self) -> int:
-        return len(self.tables)
+        return self.info.levels
 
     @property
     def in_channels(self) -> int:
-        return int(self.net.config["in_channels"])
+        return self.info.in_channels
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str) -> LoadedModel:
-    blob = load_blob(path)
-    net = build_model(blob)
-    offsets = blob["cdf_offsets"].numpy().astype(np.int32)
-    lengths = blob["cdf_lengths"].numpy().astype(np.int32)
-    freqs = blob["cdf_freqs"].numpy().astype(np.int32)
-    tables = []
-    start = 0
-    for level in range(offsets.shape[0]):
-        n = int(lengths[level].sum())
-        tables.append(Tables(offsets[level], lengths[level], freqs[start:start + n]))
-        start += n
-    if start != freqs.size:
-        raise JPEGError(f"{path}: inconsistent CDF tables")
-    cfg = net.config
-    meta = json.loads(blob.get("meta") or "{}")
-    name = str(meta.get("name") or f"{CODEC}-n{cfg['n']}-m{cfg['m']}-c{cfg['in_channels']}")
-    return LoadedModel(net=net, medians=blob["medians"].numpy().astype(np.float32),
-                       tables=tables, name=name, hash8=content_hash(blob)[:8],
-                       lambdas=tuple(blob["lambdas"]), meta=meta)
+def _load_cached(path: str, stamp: tuple[int, int]) -> LoadedModel:
+    from .export import build_model, load_blob
+
+    info = model_info(path)
+    return LoadedModel(net=build_model(load_blob(path)), info=info)
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
-    """Load (and cache) a model file; ``None`` means the shipped weights."""
-    target = Path(path) if path is not None else DEFAULT_WEIGHTS
-    if not target.exists():
-        raise JPEGError(f"learned-codec weights not found: {target}")
-    return _load_cached(str(target.resolve()))
+    """Load (and cache) a model file with its network (torch); ``None``: the shipped weights."""
+    target = resolve(path)
+    stat = target.stat()
+    return _load_cached(str(target), (stat.st_size, stat.st_mtime_ns))
 
 
 def _as_chw(image: Tensor) -> Tensor:
-    if not isinstance(image, Tensor):
+    import torch
+
+    if not isinstance(image, torch.Tensor):
         raise TypeError("image must be a torch.Tensor")
     if image.dtype != torch.uint8:
         raise ValueError(f"image must be uint8, got {image.dtype}")
@@ -90,13 +106,6 @@ def _as_chw(image: Tensor) -> Tensor:
     return image
 
 
-def _to_luma(x: Tensor) -> Tensor:
-    """``[B, 3, H, W]`` -> ``[B, 1, H, W]`` (BT.601 weights), same dtype."""
-    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
-@torch.no_grad()
 def encode_image(image: Tensor, level: int | None = None, *, model: str | Path | None = None,
                  device: str | torch.device | None = None) -> bytes:
     """Compress an image into the bytes of a ``.jtc`` file.
@@ -109,10 +118,15 @@ def encode_image(image: Tensor, level: int | None = None, *, model: str | Path |
         device: where the analysis transform runs (default CPU). The coded
             symbols come from the integer tables, so any device can decode.
 
-    Gray images are coded by an RGB model as three equal channels (and
-    decoded back to one). The same input and model give the same bytes.
+    The analysis transform runs tile by tile (:mod:`.tiled`), so memory stays
+    at the input, the latents (``M / 256`` values per pixel) and one tile's
+    working set, whatever the image size. Gray images are coded by an RGB
+    model as three equal channels (and decoded back to one). The same input
+    and model give the same bytes.
     """
-    from . import DEFAULT_LEVEL
+    import torch
+
+    from . import DEFAULT_LEVEL, tiled
 
     loaded = load_model(model)
     if level is None:
@@ -121,20 +135,13 @@ def encode_image(image: Tensor, level: int | None = None, *, model: str | Path |
         raise ValueError(f"level must be an integer in 1..{loaded.levels}, got {level!r}")
     image = _as_chw(image)
     channels, height, width = image.shape
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    net = loaded.net.to(dev)
-    x = image.to(dev, torch.float32).div(255.0)[None]
-    if loaded.in_channels == 3 and channels == 1:
-        x = x.expand(1, 3, height, width)
-    elif loaded.in_channels == 1 and channels == 3:
-        x = _to_luma(x)
+    if loaded.in_channels == 1:
         channels = 1
-    pad_h, pad_w = -height % STRIDE, -width % STRIDE
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    y = net.analysis(x, level - 1)[0].to("cpu", torch.float32)
+    with torch.no_grad():
+        y = tiled.analysis(loaded.net, image.cpu(), level - 1, tile=tiled.TILE, device=device)
     medians = torch.from_numpy(loaded.medians[level - 1]).view(-1, 1, 1)
-    q = torch.round(y - medians).clamp(-(2**30), 2**30).to(torch.int32).numpy()
+    q = y.sub_(medians).round_().clamp_(-(2**30), 2**30).to(torch.int32).numpy()
+    del y
     latents, escapes = encode_symbols(q, loaded.tables[level - 1])
     box = jtc.Container(
         codec=CODEC, model=loaded.name, model_hash=loaded.hash8, level=level,
@@ -144,39 +151,107 @@ def encode_image(image: Tensor, level: int | None = None, *, model: str | Path |
     return jtc.pack(box)
 
 
-@torch.no_grad()
+def decode_memory(box: jtc.Container, m: int, n: int) -> int:
+    """Bytes the decoder allocates for ``box`` (checked against ``max_memory``).
+
+    The decoded image (``C·H·W`` bytes), the integer latents (``4·M`` bytes per
+    16×16 block, plus 8 per block while one channel is decoded) and one tile's
+    working set of the synthesis transform: six float32 feature maps of ``n``
+    channels at half resolution, its largest stage (the transposed
+    convolution's output, oneDNN's reordered copies of its input and output,
+    GDN's temporaries; measured ~110 MB at ``n = 80``), plus the tile's float32
+    output. The interpreter, torch and the model weights are not counted (as
+    libjpeg's ``max_memory_to_use`` does not count the program).
+    """
+    from . import tiled  # torch-free at import
+
+    rows, cols = -(-box.height // STRIDE), -(-box.width // STRIDE)
+    span = rows + cols if tiled.TILE is None else tiled.TILE + 2 * tiled.HALO
+    tile_rows, tile_cols = min(span, rows), min(span, cols)
+    half = (STRIDE // 2) ** 2 * tile_rows * tile_cols
+    working = 6 * 4 * n * half + 4 * 3 * 4 * half
+    return box.channels * box.height * box.width + (4 * m + 8) * rows * cols + working
+
+
 def decode_image(data: bytes, *, model: str | Path | None = None,
-                 device: str | torch.device | None = None) -> Tensor:
+                 device: str | torch.device | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 max_memory: int | None = DEFAULT_MAX_MEMORY) -> Tensor:
     """Decode the bytes of a ``.jtc`` file -> ``uint8 [C, H, W]`` on the CPU.
 
-    Raises :class:`jpegtorch.JPEGError` (one line) for a damaged or foreign
-    file: bad magic, unknown version, truncation, a CRC mismatch, an unknown
-    codec or model, or inconsistent latent shapes.
+    Args:
+        data: the file's bytes.
+        model: model file (default: the shipped weights).
+        device: where the synthesis transform runs (default CPU).
+        max_pixels: refuse images with more pixels than this, from the header,
+            before anything is allocated (``None``: no limit). The default is
+            the JPEG decoder's (:data:`jpegtorch.formats.jfif_reader.DEFAULT_MAX_PIXELS`,
+            Pillow's decompression-bomb limit).
+        max_memory: refuse files whose decoding needs more than this many
+            bytes (:func:`decode_memory`, from the header, before allocating;
+            ``None``: no budget). Same name, meaning and default (1 GiB) as
+            the JPEG decoder's, like libjpeg's ``max_memory_to_use``.
+
+    Every check runs before torch is imported (a refused file costs no torch).
+    Raises :class:`jpegtorch.JPEGError` (one line) for a damaged, foreign or
+    too large file: bad magic, unknown version, truncation, a CRC mismatch,
+    an unknown codec or model, a level or channel count the model does not
+    have, inconsistent latent shapes, an entropy stream that is not consumed
+    exactly (empty, too short for its latent, truncated, with data left over,
+    or not a valid coding), or the limits above. Nothing large is allocated
+    before the header has been checked against what the streams can hold.
     """
     box = jtc.unpack(data)
     if box.codec != CODEC:
         raise JPEGError(f"unknown .jtc codec {box.codec!r} (this build decodes {CODEC!r})")
-    loaded = load_model(model)
-    if box.model_hash != loaded.hash8:
+    pixels = box.width * box.height
+    if max_pixels is not None and pixels > max_pixels:
+        raise JPEGError(f"image size {box.width}x{box.height} ({pixels} pixels) exceeds the "
+                        f"limit of {max_pixels} pixels (decompression-bomb guard; raise "
+                        "max_pixels to allow it)")
+    info = model_info(model)
+    if box.model_hash != info.hash8:
         raise JPEGError(f"unknown .jtc model {box.model!r} (weights {box.model_hash.hex()}); "
-                        f"the loaded model is {loaded.name!r} ({loaded.hash8.hex()})")
-    if not 1 <= box.level <= loaded.levels:
-        raise JPEGError(f"corrupt .jtc header (level {box.level} not in 1..{loaded.levels})")
-    m = int(loaded.net.config["m"])
-    expected = (m, -(-box.height // STRIDE), -(-box.width // STRIDE))
+                        f"the loaded model is {info.name!r} ({info.hash8.hex()})")
+    if not 1 <= box.level <= info.levels:
+        raise JPEGError(f"corrupt .jtc header (level {box.level} not in 1..{info.levels})")
+    if box.channels > info.in_channels:
+        raise JPEGError(f"corrupt .jtc header ({box.channels} channels from a "
+                        f"{info.in_channels}-channel model)")
+    expected = (info.m, -(-box.height // STRIDE), -(-box.width // STRIDE))
     shapes = dict(box.tensors)
-    if set(shapes) != {"y"} or shapes["y"] != expected:
+    if len(box.tensors) != 1 or set(shapes) != {"y"} or shapes["y"] != expected:
         raise JPEGError(f"corrupt .jtc header (latent shapes {box.tensors}, expected y {expected})")
     streams = {s.name: s.data for s in box.streams}
-    if set(streams) != {"latents", "escapes"}:
-        raise JPEGError(f"corrupt .jtc file (streams {sorted(streams)})")
-    q = decode_symbols(streams["latents"], streams["escapes"], expected,
-                       loaded.tables[box.level - 1])
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    medians = torch.from_numpy(loaded.medians[box.level - 1]).view(-1, 1, 1)
-    y_hat = (torch.from_numpy(q).to(torch.float32) + medians)[None].to(dev)
-    x_hat = loaded.net.to(dev).synthesis(y_hat, box.level - 1)
-    x_hat = x_hat[:, :, :box.height, :box.width].clamp(0.0, 1.0)
-    if box.channels == 1 and x_hat.shape[1] == 3:
-        x_hat = _to_luma(x_hat)
-    return torch.round(x_hat[0] * 255.0).to("cpu", torch.uint8)
+    if len(box.streams) != 2 or set(streams) != {"latents", "escapes"}:
+        raise JPEGError(f"corrupt .jtc file (streams {[s.name for s in box.streams]})")
+    need = decode_memory(box, info.m, info.n)
+    if max_memory is not None and need > max_memory:
+        raise JPEGError(f"decoding {box.width}x{box.height} needs about {_mb(need)} of memory, "
+                        f"more than the budget of {_mb(max_memory)} (max_memory)")
+    try:
+        q = decode_symbols(streams["latents"], streams["escapes"], expected,
+                           info.tables[box.level - 1])
+        # every check passed: now the synthesis transform (torch)
+        import torch
+
+        from . import tiled
+
+        loaded = load_model(model)
+        with torch.no_grad():
+            return tiled.synthesis(loaded.net, torch.from_numpy(q), box.level - 1, box.height,
+                                   box.width, box.channels,
+                                   offset=torch.from_numpy(info.medians[box.level - 1]),
+                                   tile=tiled.TILE, device=device)
+    except MemoryError:
+        raise JPEGError(f"not enough memory to decode {box.width}x{box.height} "
+                        f"(about {_mb(need)} needed)") from None
+    except RuntimeError as exc:
+        if "memory" not in str(exc).lower():
+            raise
+        raise JPEGError(f"not enough memory to decode {box.width}x{box.height} "
+                        f"(about {_mb(need)} needed)") from None
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size} bytes"

@@ -19,7 +19,6 @@ entropy coding is bit-identical on every device by construction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -28,12 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .entropy import PRECISION
 from .model import FactorizedCodec
+from .modelfile import CODEC, FORMAT, FORMAT_VERSION
 
-FORMAT = "jpegtorch-learned-model"
-FORMAT_VERSION = 1
-CODEC = "factorized-gain"
-PRECISION = 16
 MAX_TABLE = 4095  # most integer values in one table (before the escape symbol)
 
 
@@ -163,32 +160,6 @@ def export_model(model: FactorizedCodec, lambdas: tuple[float, ...] | list[float
     torch.save(blob, tmp)
     tmp.replace(path)
     return blob
-
-
-def content_hash(blob: dict[str, Any]) -> bytes:
-    """SHA-256 over a model file's canonical content (names, dtypes, shapes, bytes).
-
-    Independent of how ``torch.save`` lays the file out; the container stores
-    its first 8 bytes to tie a ``.jtc`` file to the weights that made it.
-    """
-    digest = hashlib.sha256()
-
-    def feed(name: str, value: Any) -> None:
-        digest.update(name.encode())
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        elif isinstance(value, dict):
-            for key in sorted(value):
-                feed(f"{name}/{key}", value[key])
-        else:
-            digest.update(json.dumps(value, sort_keys=True).encode())
-
-    for key in sorted(blob):
-        if key != "meta":
-            feed(key, blob[key])
-    return digest.digest()
 
 
 def load_blob(path: Path | str) -> dict[str, Any]:
