@@ -14,9 +14,15 @@ in lenient mode, and classifies the outcome:
 Huffman or progressive Huffman, 8-bit, 1 or 3 components, decoded cleanly by
 libjpeg-turbo (``djpeg_turbo215 == ok``).
 
+``--digest`` instead prints one SHA-256 over every file's outcome in both
+modes: the decoded pixels, the coefficients (``read_coefficients``), the
+warnings and the error messages. A change to the reader or the pixel stages
+that must not change behaviour has to leave the digest identical.
+
 Usage::
 
     python benchmarks/corpus_decode.py [--corpus DIR] [--json out.json] [-v]
+    python benchmarks/corpus_decode.py --digest [--corpus DIR]
 
 Exit status 1 if any in-scope file is not identical, a strict decode differs
 from Pillow, or on any crash.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import signal
@@ -106,17 +113,63 @@ def reason_key(message: str) -> str:
     return text[:50]
 
 
+def outcome(data: bytes, lenient: bool) -> bytes:
+    """A byte string recording everything the reader does with ``data``."""
+    parts = []
+    for what in ("pixels", "coefficients"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if what == "pixels":
+                    x = jpegtorch.decode_jpeg(data, lenient=lenient)
+                    parts.append(f"{tuple(x.shape)}".encode() + x.contiguous().numpy().tobytes())
+                else:
+                    c = jpegtorch.read_coefficients(data, lenient=lenient)
+                    for b in c.blocks:
+                        parts.append(b.to(dtype=b.dtype if b.dtype.is_floating_point else
+                                          __import__("torch").int32).numpy().tobytes())
+                    parts.append(c.qtables.to(__import__("torch").int32).numpy().tobytes())
+                    parts.append(repr((c.sampling, c.size, c.color, c.component_ids,
+                                       c.qtable_slots)).encode())
+            except JPEGError as exc:
+                parts.append(f"JPEGError: {exc}".encode())
+            except Exception as exc:  # a crash is an outcome too
+                parts.append(f"CRASH {type(exc).__name__}: {exc}".encode())
+        parts.extend(str(w.message).encode() for w in caught)
+    return b"\0".join(parts)
+
+
+def digest(corpus: Path, verbose: bool) -> int:
+    rows = list(csv.DictReader((corpus / "MANIFEST.tsv").open(), delimiter="\t"))
+    total = hashlib.sha256()
+    for row in rows:
+        data = (corpus / row["file"]).read_bytes()
+        one = hashlib.sha256()
+        for lenient in (False, True):
+            one.update(outcome(data, lenient) + b"\1")
+        total.update(row["file"].encode() + one.digest())
+        if verbose:
+            print(one.hexdigest()[:16], row["file"])
+    print(f"corpus digest ({len(rows)} files, strict + lenient: pixels, coefficients, "
+          f"warnings, errors): {total.hexdigest()}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--json", type=Path, help="write per-file results here")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per decode")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--digest", action="store_true",
+                        help="print the digest of every outcome (see above) and exit")
     args = parser.parse_args()
     manifest = args.corpus / "MANIFEST.tsv"
     if not manifest.exists():
         print(f"no corpus at {args.corpus}", file=sys.stderr)
         return 2
+    if args.digest:
+        return digest(args.corpus, args.verbose)
     rows = list(csv.DictReader(manifest.open(), delimiter="\t"))
     tally: Counter[str] = Counter()
     lenient_tally: Counter[str] = Counter()

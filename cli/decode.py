@@ -1,15 +1,18 @@
 """``jtorch decode``: JPEG (or .jtc) files -> PNG or any format Pillow writes.
 
-The pixels are exactly libjpeg-turbo's (Pillow's). torch and the codec are
-imported inside the command, so that ``jtorch --help`` stays instant.
+The pixels are exactly libjpeg-turbo's (Pillow's). JPEG files never import
+torch (the reader and the compiled stage kernels work on numpy); .jtc files
+of the learned codec need it. JPEG -> PNG goes band by band (the whole image
+is never in memory), other formats through Pillow's own image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
@@ -40,6 +43,30 @@ from ._files import OutputFiles
 # Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
 # repeated here so that --help does not import Pillow.
 DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+
+# the reader's default max_memory (jpegtorch.formats.jfif_reader.DEFAULT_MAX_MEMORY)
+DEFAULT_MAX_MEMORY = "1G"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class ByteSize(click.ParamType):
+    """A byte count: ``123456``, ``512M``, ``1.5G`` (binary units, an optional B)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        try:
+            number = float(text[: len(text) - len(unit)])
+        except ValueError:
+            self.fail(f"{value!r} is not a size such as 800M or 2G", param, ctx)
+        if number < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return int(number * _UNITS[unit])
+
 
 JPEG_MAGIC = b"\xff\xd8"
 CONTAINER_MODULE = "jpegtorch.formats.container"
@@ -83,40 +110,129 @@ def recompressed(data: bytes) -> bool:
     return codec_of is not None and codec is not None and codec_of(data) == codec
 
 
-def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
-                 model: str | None = None) -> Any:
-    """Decode file bytes by their magic number: uint8 ``[C, H, W]`` array or tensor."""
+@contextlib.contextmanager
+def option_names() -> Iterator[None]:
+    """The library's limit messages in the CLI's words (``--max-pixels``)."""
     from jpegtorch.errors import JPEGError
 
     try:
-        return _decode_bytes(data, lenient=lenient, max_pixels=max_pixels, model=model)
+        yield
     except JPEGError as exc:
         message = str(exc)
-        if "raise max_pixels" in message:  # the library's words -> the option's name
+        if "raise max_pixels" in message:
             raise CliError(message.replace("raise max_pixels to allow it",
                                            "raise it with --max-pixels")) from None
         raise
 
 
-def _decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
-                  model: str | None) -> Any:
-    if recompressed(data):
-        from jpegtorch.recompress import restore_jpeg
+def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
+                 model: str | None = None, max_memory: int | None = None) -> Any:
+    """Decode file bytes by their magic number: uint8 ``[H, W, C]`` numpy array.
 
-        data = restore_jpeg(data, max_pixels=max_pixels)
-    if data.startswith(JPEG_MAGIC):
-        from jpegtorch.formats.jfif_reader import decode_jpeg
+    JPEG files take the torch-free path (``decode_jpeg_array``); .jtc files of
+    recompressed JPEGs are restored first; other .jtc files go to the learned
+    codec (torch).
+    """
+    with option_names():
+        if recompressed(data):
+            from jpegtorch.recompress import restore_jpeg
 
-        return decode_jpeg(data, lenient=lenient, max_pixels=max_pixels)
-    decoder = container_decoder(data)
-    if decoder is not None:
-        options: dict[str, Any] = {"max_pixels": max_pixels}
-        if model:
-            options["model"] = model
-        return decoder(data, **options)
+            data = restore_jpeg(data, max_pixels=max_pixels)
+        if data.startswith(JPEG_MAGIC):
+            from jpegtorch.formats.jfif_reader import decode_jpeg_array
+
+            return decode_jpeg_array(data, lenient=lenient, max_pixels=max_pixels,
+                                     max_memory=max_memory)
+        decoder = container_decoder(data)
+        if decoder is not None:
+            options: dict[str, Any] = {"max_pixels": max_pixels}
+            if model:
+                options["model"] = model
+            image = decoder(data, **options)
+            return image.permute(1, 2, 0).contiguous().numpy()
     if not data:
         raise CliError("empty file (not a JPEG file)")
     raise CliError("not a JPEG file (no SOI marker)")
+
+
+class _PNGSink:
+    """Rows from ``decode_jpeg_rows`` into the streaming PNG writer."""
+
+    def __init__(self, handle: Any, level: int, chunks: list[tuple[bytes, bytes]]) -> None:
+        self.handle = handle
+        self.level = level
+        self.chunks = chunks
+        self.writer: Any = None
+        self.size = (0, 0)
+
+    def begin(self, height: int, width: int, channels: int) -> None:
+        from jpegtorch.formats.png_writer import PNGWriter
+
+        self.size = (height, width)
+        self.writer = PNGWriter(self.handle, height, width, channels, self.level,
+                                chunks=self.chunks)
+
+    def write(self, rows: Any) -> None:
+        self.writer.rows(rows)
+
+
+class _PillowSink:
+    """Rows from ``decode_jpeg_rows`` pasted into a Pillow image, band by band."""
+
+    def __init__(self) -> None:
+        self.image: Any = None
+        self.y = 0
+
+    def begin(self, height: int, width: int, channels: int) -> None:
+        from PIL import Image
+
+        self.mode = "L" if channels == 1 else "RGB"
+        self.image = Image.new(self.mode, (width, height))
+
+    def write(self, rows: Any) -> None:
+        from PIL import Image
+
+        n, width = rows.shape[:2]
+        strip = Image.frombuffer(self.mode, (width, n), rows.tobytes(), "raw", self.mode, 0, 1)
+        self.image.paste(strip, (0, self.y))
+        self.y += n
+
+
+def decode_to_pillow(data: bytes, *, lenient: bool, max_pixels: int | None,
+                     max_memory: int | None) -> Any:
+    """A JPEG decoded into a Pillow image without a whole-image array of our own."""
+    from jpegtorch.formats.jfif_reader import decode_jpeg_rows
+
+    sink = _PillowSink()
+    with option_names():
+        decode_jpeg_rows(data, sink, lenient=lenient, max_pixels=max_pixels,
+                         max_memory=max_memory)
+    return sink.image
+
+
+def png_chunks(mode: str, options: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The ancillary chunks (type, data) Pillow writes for ``Image.save(..., "PNG",
+    **options)`` before the image data (iCCP, iTXt, pHYs, eXIf): taken from a
+    1x1 image of ``mode`` saved so, for the streaming writer to copy."""
+    import struct
+
+    from PIL import Image
+
+    if not options:
+        return []
+    buffer = io.BytesIO()
+    Image.new(mode, (1, 1)).save(buffer, "PNG", **options)
+    data = buffer.getvalue()
+    chunks, pos = [], 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        if kind == b"IDAT":
+            break
+        if kind != b"IHDR":
+            chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return chunks
 
 
 def output_format(path: str, fmt: str | None) -> str:
@@ -144,16 +260,6 @@ def output_format(path: str, fmt: str | None) -> str:
     return name
 
 
-def to_hwc(image: Any) -> Any:
-    """A decoded image (tensor or array, ``[C, H, W]``) as numpy ``[H, W(, 3)]`` uint8."""
-    import numpy as np
-
-    array = image.numpy() if hasattr(image, "numpy") and not isinstance(image, np.ndarray) \
-        else np.asarray(image)
-    array = array.transpose(1, 2, 0)
-    return np.ascontiguousarray(array[:, :, 0] if array.shape[2] == 1 else array)
-
-
 @dataclass
 class DecodeTask(Task):
     """One JPEG (or .jtc) file -> one image file (picklable: sent to ``--jobs`` workers)."""
@@ -164,15 +270,19 @@ class DecodeTask(Task):
     model: str | None
     strip: bool = False
     auto_orient: bool = False
+    max_memory: int = 0
+    png_level: int = 1
     label: str = "decoded"
 
     def prepare(self) -> None:
-        import jpegtorch.formats.jfif_reader  # noqa: F401  (numba kernels, pipeline)
+        import jpegtorch.formats.jfif_reader
+
+        import jpegtorch.kernels.decode  # noqa: F401  (numba kernels)
 
     def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
         import warnings
 
-        from PIL import Image
+        from jpegtorch.formats.metadata import Metadata, read_jpeg_metadata
 
         assert item.output is not None
         fmt = output_format(item.output, self.fmt)
@@ -181,54 +291,117 @@ class DecodeTask(Task):
         if recompressed(data):
             from jpegtorch.recompress import restore_jpeg
 
-            data = restore_jpeg(data, max_pixels=self.max_pixels or None)
+            with option_names():
+                data = restore_jpeg(data, max_pixels=self.max_pixels or None)
             if fmt == "JPEG":  # the original file, byte for byte
                 files.write(item.output, data)
                 outcome.bytes_out = len(data)
                 return
             # else: its pixels, and its metadata, as for any JPEG
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            image = decode_bytes(data, lenient=self.lenient,
-                                 max_pixels=self.max_pixels or None, model=self.model)
-        for warning in caught:
-            outcome.warnings.append(f"{item.name}: {warning.message}")
-        from jpegtorch.formats.metadata import (
-            Metadata,
-            orient,
-            pillow_save_options,
-            read_jpeg_metadata,
-        )
-
-        meta = read_jpeg_metadata(data) if data.startswith(JPEG_MAGIC) else Metadata()
-        if self.auto_orient and meta.orientation not in (None, 1):
-            image = orient(image.numpy() if hasattr(image, "numpy") else image,
-                           meta.orientation)
+        jpeg = data.startswith(JPEG_MAGIC)
+        meta = Metadata()
+        if jpeg and (not self.strip or self.auto_orient):
+            meta = read_jpeg_metadata(data)
+        orientation = meta.orientation if self.auto_orient else None
+        turn = orientation not in (None, 1)
+        if turn:
             meta = meta.with_orientation(1)
-        array = to_hwc(image)
-        outcome.height, outcome.width = array.shape[:2]
         options: dict[str, Any] = {}
         if not self.strip and meta:
+            from jpegtorch.formats.metadata import pillow_save_options
+
             options, dropped = pillow_save_options(meta, fmt)
             if dropped:
                 outcome.warnings.append(f"{item.name}: {fmt} cannot hold the "
                                         f"{', '.join(dropped)}: dropped (--strip drops "
                                         "metadata without a word)")
-        buffer = io.BytesIO()
+        limits = {"lenient": self.lenient, "max_pixels": self.max_pixels or None,
+                  "max_memory": self.max_memory or None}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if jpeg and not turn and fmt == "PNG":
+                # JPEG -> PNG band by band: the whole image is never in memory
+                self._stream_png(data, item, files, outcome, options, limits)
+                image = None
+            elif jpeg and not turn:
+                # other formats: bands pasted into Pillow's own image (one copy in all)
+                image = decode_to_pillow(data, **limits)
+            else:
+                array = decode_bytes(data, model=self.model, **limits)
+                if turn:
+                    from jpegtorch.formats.metadata import orient
+
+                    array = orient(array.transpose(2, 0, 1), orientation).transpose(1, 2, 0)
+                image = to_pillow(array)
+                del array
+        del data
+        for warning in caught:
+            outcome.warnings.append(f"{item.name}: {warning.message}")
+        if image is not None:
+            outcome.width, outcome.height = image.size
+            self._save(image, fmt, item, files, outcome, options)
+
+    def _stream_png(self, data: bytes, item: Item, files: OutputFiles, outcome: Outcome,
+                    options: dict[str, Any], limits: dict[str, Any]) -> None:
+        from jpegtorch.formats.jfif_reader import decode_jpeg_rows
+
+        assert item.output is not None
         try:
-            try:
-                Image.fromarray(array).save(buffer, fmt, **options)
-            except (OSError, ValueError, KeyError, TypeError, struct_error) as exc:
-                if not options:
-                    raise
-                outcome.warnings.append(f"{item.name}: metadata not writable as {fmt} "
-                                        f"({exc}): dropped")
-                buffer = io.BytesIO()
-                Image.fromarray(array).save(buffer, fmt)
-        except (OSError, ValueError, KeyError) as exc:
-            raise CliError(f"cannot write {fmt}: {exc}") from None
-        files.write(item.output, buffer.getvalue())
-        outcome.bytes_out = buffer.tell()
+            chunks = png_chunks("RGB", options)
+        except (OSError, ValueError, KeyError, TypeError, struct_error) as exc:
+            outcome.warnings.append(f"{item.name}: metadata not writable as PNG ({exc}): "
+                                    "dropped")
+            chunks = []
+        with files.open(item.output) as handle:
+            # to stdout only once the decode succeeded (strict errors come late)
+            out = io.BytesIO() if item.output == STDIO else handle
+            sink = _PNGSink(out, self.png_level, chunks)
+            with option_names():
+                decode_jpeg_rows(data, sink, **limits)
+            sink.writer.close()
+            outcome.height, outcome.width = sink.size
+            outcome.bytes_out = out.tell()
+            if out is not handle:
+                handle.write(out.getvalue())
+
+    def _save(self, image: Any, fmt: str, item: Item, files: OutputFiles, outcome: Outcome,
+              options: dict[str, Any]) -> None:
+        """Save a Pillow image into the atomic output file (``-`` = stdout; formats
+        such as TIFF need to seek, so stdout gets a buffer)."""
+        assert item.output is not None
+        level = {"compress_level": self.png_level} if fmt == "PNG" else {}
+        try:
+            with files.open(item.output) as handle:
+                sink = io.BytesIO() if item.output == STDIO else handle
+                try:
+                    try:
+                        image.save(sink, fmt, **options, **level)
+                    except (OSError, ValueError, KeyError, TypeError, struct_error) as exc:
+                        if not options or (isinstance(exc, OSError) and exc.errno):
+                            raise
+                        outcome.warnings.append(f"{item.name}: metadata not writable as "
+                                                f"{fmt} ({exc}): dropped")
+                        sink.seek(0)
+                        sink.truncate()
+                        image.save(sink, fmt, **level)
+                except (ValueError, KeyError, TypeError, struct_error) as exc:
+                    raise CliError(f"cannot write {fmt}: {exc}") from None
+                except OSError as exc:
+                    if exc.errno:  # the file system's (full disk, ...): named by files.open
+                        raise
+                    raise CliError(f"cannot write {fmt}: {exc}") from None
+                outcome.bytes_out = sink.tell()
+                if sink is not handle:
+                    handle.write(sink.getvalue())
+        finally:
+            image.close()
+
+
+def to_pillow(array: Any) -> Any:
+    """uint8 ``[H, W, C]`` (C = 1 or 3) as a Pillow image (Pillow copies the pixels)."""
+    from PIL import Image
+
+    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -247,12 +420,20 @@ class DecodeTask(Task):
                    "ignored for JPEG files.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
+@click.option("--max-memory", type=ByteSize(), default=DEFAULT_MAX_MEMORY, show_default=True,
+              help="Refuse JPEGs whose decoding would allocate more (coefficients of "
+                   "progressive files + pixels), checked before allocating, like djpeg "
+                   "-maxmemory; e.g. 500M, 4G (0 = no limit).")
+@click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="zlib level of PNG outputs: 1 is fast (OpenCV's default), 6 Pillow's, "
+                   "9 the smallest files.")
 @metadata_options
 @batch_options()
 @quiet_debug_options
 @handle_errors
 def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient: bool,
-           model: str | None, max_pixels: int, strip: bool, auto_orient: bool,
+           model: str | None, max_pixels: int, max_memory: int, png_level: int,
+           strip: bool, auto_orient: bool,
            force: bool, no_clobber: bool,
            recursive: bool, files_from: str | None, null: bool, jobs: int,
            json_records: bool, quiet: bool, debug: bool) -> None:
@@ -296,7 +477,8 @@ def decode(inputs: tuple[str, ...], output: str | None, fmt: str | None, lenient
         except CliError as exc:
             raise click.UsageError(f"-o {out}: {exc}") from None
     task = DecodeTask(fmt=fmt, lenient=lenient, max_pixels=max_pixels, model=model,
-                      strip=strip, auto_orient=auto_orient)
+                      strip=strip, auto_orient=auto_orient, max_memory=max_memory,
+                      png_level=png_level)
     failures = run_items(items, task, jobs=jobs, files=files, quiet=quiet, debug=debug,
                          json_records=json_records, problems=found.problems,
                          summary=found.from_batch or len(items) > 1)

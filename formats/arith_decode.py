@@ -34,7 +34,7 @@ from .huffman_decode import (
     read_restart_marker,
 )
 
-__all__ = ["decode_scan_arith"]
+__all__ = ["ArithScanState", "decode_rows_arith", "decode_scan_arith"]
 
 # T.81 Table D.2 (probability estimation state machine): Qe, Next_Index_LPS,
 # Next_Index_MPS, Switch_MPS for states 0..112, plus state 113: the fixed
@@ -71,6 +71,9 @@ _NMPS = (
 )  # fmt: skip
 _SWITCH = frozenset((0, 14, 36, 64, 80, 88, 95, 105, 110, 112))
 FIXED_STATE = 113
+# bit length of 0..255, for the renormalization's shift count
+_BIT_LENGTH = np.array([int(i).bit_length() for i in range(256)], dtype=np.int64)
+FIXED_ROW = 32  # the row of the statistics bins holding the fixed state
 
 # packed as libjpeg packs it: Qe << 16 | Next_MPS << 8 | Switch << 7 | Next_LPS
 ARITAB = np.array([(qe << 16) | (nm << 8) | ((i in _SWITCH) << 7) | nl
@@ -82,12 +85,23 @@ _C, _A, _CT, _POS, _MARKER, _EOF = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True, nogil=True)
-def _decode_bit(data, state, bins, index, aritab):  # pragma: no cover - compiled
-    """Decode one binary decision with the adaptive context ``bins[index]``."""
-    c = state[_C]
-    a = state[_A]
-    ct = state[_CT]
+def _renormalize(data, state, c, a, ct):  # pragma: no cover - compiled
+    """Renormalization and data input (T.81 D.2.6; libjpeg's loop at the top of
+    ``arith_decode``): shift ``A`` (and the code register ``C``) until
+    ``A >= 0x8000``, reading bytes as needed; returns ``(c, a, ct)``. Kept out
+    of line: with well-predicted decisions it runs rarely, and the inline part
+    of :func:`_decide` stays small. The byte reader's position, marker and
+    end-of-data flag live in ``state``. Shifts that need no new byte are made
+    at once (a table of bit lengths), not one bit per iteration."""
     while a < 0x8000:
+        if a > 0 and ct > 0:  # shift as far as possible without reading a byte
+            top = a >> 8
+            need = 8 - _BIT_LENGTH[top] if top else 16 - _BIT_LENGTH[a]
+            if need > ct:
+                need = ct
+            a <<= need
+            ct -= need
+            continue
         ct -= 1
         if ct < 0:
             byte = np.int64(0)
@@ -123,67 +137,125 @@ def _decode_bit(data, state, bins, index, aritab):  # pragma: no cover - compile
                 if ct == 0:
                     a = np.int64(0x8000)  # got the two initial bytes
         a <<= 1
-    sv = np.int64(bins[index])
+    return c, a, ct
+
+
+@njit(inline="always")
+def _decide(data, state, bins, row, index, aritab, c, a, ct):  # pragma: no cover - compiled
+    """Decode one binary decision with the adaptive context ``bins[row, index]``.
+
+    The coder's registers travel as ``(c, a, ct)`` (locals of the kernel, kept
+    in machine registers): returns ``(bit, c, a, ct)``.
+    """
+    if a < 0x8000:
+        c, a, ct = _renormalize(data, state, c, a, ct)
+    sv = np.int64(bins[row, index])
     entry = aritab[sv & 0x7F]
-    nl = entry & 0xFF
-    nm = (entry >> 8) & 0xFF
     qe = entry >> 16
-    temp = a - qe
-    a = temp
-    temp <<= ct
+    a -= qe
+    temp = a << ct
     if c >= temp:
         c -= temp
         if a < qe:  # conditional exchange
-            a = qe
-            bins[index] = (sv & 0x80) ^ nm
+            bins[row, index] = (sv & 0x80) ^ ((entry >> 8) & 0xFF)
         else:
-            a = qe
-            bins[index] = (sv & 0x80) ^ nl
+            bins[row, index] = (sv & 0x80) ^ (entry & 0xFF)
             sv ^= 0x80
+        a = qe
     elif a < 0x8000:
         if a < qe:
-            bins[index] = (sv & 0x80) ^ nl
+            bins[row, index] = (sv & 0x80) ^ (entry & 0xFF)
             sv ^= 0x80
         else:
-            bins[index] = (sv & 0x80) ^ nm
-    state[_C] = c
-    state[_A] = a
-    state[_CT] = ct
-    return sv >> 7
+            bins[row, index] = (sv & 0x80) ^ ((entry >> 8) & 0xFF)
+    return sv >> 7, c, a, ct
 
 
-@njit(cache=True, nogil=True)
+# indices of the kernel state of a resumable scan (beside the coder's state vector)
+AS_RESTARTS = 0  # MCUs left in the restart interval
+AS_NEXT_RST = 1  # the next RSTn expected
+AS_LAST_DC = 2  # 4 DC predictions
+AS_DC_CONTEXT = 6  # 4 DC conditioning contexts
+NUM_ASTATE = 10
+
+
+class ArithScanState:
+    """Everything the arithmetic decoder carries from one band of a scan to the next."""
+
+    def __init__(self, pos: int, restart_interval: int, discarded: int = 0,
+                 last_good_row: int = 0) -> None:
+        from .huffman_decode import NUM_STATS
+
+        self.stats = np.zeros(NUM_STATS, dtype=np.int64)
+        self.stats[ST_DISCARDED] = discarded
+        self.stats[ST_LAST_GOOD_ROW] = last_good_row
+        self.coder = np.zeros(6, dtype=np.int64)
+        self.coder[_POS] = pos
+        self.coder[_CT] = -16
+        # statistics bins: rows 0..15 DC tables, 16..31 AC tables, FIXED_ROW the
+        # fixed probability 0.5 (sign and refinement bits)
+        self.bins = np.zeros((FIXED_ROW + 1, 256), dtype=np.uint8)
+        self.bins[FIXED_ROW, 0] = FIXED_STATE
+        self.kst = np.zeros(NUM_ASTATE, dtype=np.int64)
+        self.kst[AS_RESTARTS] = restart_interval
+
+
 def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                       mcus_per_row, mcu_rows, imcu_div,
                       comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
                       dc_l, dc_u, ac_k, natural, coefs, strict, stats,
-                      ):  # pragma: no cover - compiled
+                      ) -> None:
     """Decode one arithmetic-coded scan into ``coefs``; fill ``stats``.
 
     Arguments as :func:`jpegtorch.formats.huffman_decode.decode_scan`, except
     that ``comp_dc``/``comp_ac`` are conditioning-table numbers (0..15) and
     ``dc_l``, ``dc_u``, ``ac_k`` (int64 ``[16]``) the DAC parameters.
     """
+    st = ArithScanState(int(pos), int(restart_interval), int(stats[ST_DISCARDED]),
+                        int(stats[ST_LAST_GOOD_ROW]))
+    decode_rows_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, 0, mcu_rows,
+                      0, imcu_div, comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac, dc_l,
+                      dc_u, ac_k, natural, coefs, strict, st)
+    stats[:] = st.stats
+
+
+def decode_rows_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, row_start,
+                      row_end, row_origin, imcu_div, comp_off, comp_bx, comp_h, comp_v,
+                      comp_dc, comp_ac, dc_l, dc_u, ac_k, natural, coefs, strict,
+                      state: ArithScanState) -> None:
+    """Decode MCU rows ``row_start .. row_end - 1`` of a scan into ``coefs``,
+    which holds the blocks of MCU rows ``row_origin ...``; ``state`` carries
+    the decoder between calls (and its ``stats`` the outcome)."""
+    i64 = np.int64
+    _decode_arith(data, i64(kind), i64(ss), i64(se), i64(ah), i64(al), i64(restart_interval),
+                  i64(mcus_per_row), i64(row_start * mcus_per_row), i64(row_end * mcus_per_row),
+                  i64(row_origin), i64(imcu_div), comp_off, comp_bx, comp_h, comp_v, comp_dc,
+                  comp_ac, dc_l, dc_u, ac_k, natural, coefs, bool(strict), state.stats,
+                  state.coder, state.bins, state.kst)
+
+
+@njit(cache=True, nogil=True)
+def _decode_arith(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, mcu_start,
+                  mcu_end, row_origin, imcu_div, comp_off, comp_bx, comp_h, comp_v, comp_dc,
+                  comp_ac, dc_l, dc_u, ac_k, natural, coefs, strict, stats, state, bins,
+                  kst):  # pragma: no cover - compiled
+    """The kernel of :func:`decode_rows_arith`."""
     aritab = ARITAB
     n_comp = comp_off.shape[0]
-    state = np.zeros(6, dtype=np.int64)
-    state[_POS] = pos
-    state[_CT] = -16
-    dc_stats = np.zeros((16, 64), dtype=np.uint8)
-    ac_stats = np.zeros((16, 256), dtype=np.uint8)
-    fixed = np.full(1, FIXED_STATE, dtype=np.uint8)
-    last_dc = np.zeros(4, dtype=np.int64)
-    dc_context = np.zeros(4, dtype=np.int64)
-    restarts_to_go = restart_interval
-    next_rst = np.int64(0)
+    last_dc = kst[AS_LAST_DC:AS_LAST_DC + 4]
+    dc_context = kst[AS_DC_CONTEXT:AS_DC_CONTEXT + 4]
+    restarts_to_go = kst[AS_RESTARTS]
+    next_rst = kst[AS_NEXT_RST]
     discarded = stats[ST_DISCARDED]
     p1 = np.int64(1) << al
     m1 = -p1
-    n_bad = np.int64(0)
-    eof = np.int64(0)
-    done = np.int64(0)
-    total = mcus_per_row * mcu_rows
-    for mcu in range(total):
+    n_bad = stats[ST_BAD_CODE]
+    eof = stats[ST_EOF]
+    done = stats[ST_MCUS_DONE]
+    c = state[_C]
+    a = state[_A]
+    ct = state[_CT]
+    for mcu in range(mcu_start, mcu_end):
         mrow = mcu // mcus_per_row
         mcol = mcu - mrow * mcus_per_row
         stats[ST_LAST_GOOD_ROW] = mrow // imcu_div
@@ -197,20 +269,20 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                 next_rst = (next_rst + 1) & 7
                 for ci in range(n_comp):
                     if kind == SEQUENTIAL or kind == DC_FIRST:
-                        dc_stats[comp_dc[ci], :] = 0
+                        bins[comp_dc[ci], :] = 0
                         last_dc[ci] = 0
                         dc_context[ci] = 0
                     if kind == SEQUENTIAL or kind == AC_FIRST or kind == AC_REFINE:
-                        ac_stats[comp_ac[ci], :] = 0
-                state[_C] = 0
-                state[_A] = 0
-                state[_CT] = -16
+                        bins[16 + comp_ac[ci], :] = 0
+                c = np.int64(0)
+                a = np.int64(0)
+                ct = np.int64(-16)
                 restarts_to_go = restart_interval
                 if strict and (stats[ST_EXTRANEOUS] or stats[ST_RESYNC] or eof):
                     break
             restarts_to_go -= 1
         done += 1
-        if state[_CT] == -1 and kind != DC_REFINE:
+        if ct == -1 and kind != DC_REFINE:
             continue  # after a bad code, nothing until the next restart
         bad = False
         for ci in range(n_comp):
@@ -218,27 +290,34 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
             hh = comp_h[ci]
             vv = comp_v[ci]
             dtab = comp_dc[ci]
-            atab = comp_ac[ci]
+            arow = 16 + comp_ac[ci]
             for yy in range(vv):
                 for xx in range(hh):
-                    base = comp_off[ci] + ((mrow * vv + yy) * bx + mcol * hh + xx) * 64
+                    base = comp_off[ci] + (((mrow - row_origin) * vv + yy) * bx
+                                           + mcol * hh + xx) * 64
                     if kind == DC_REFINE:
-                        if _decode_bit(data, state, fixed, 0, aritab):
+                        bit, c, a, ct = _decide(data, state, bins, FIXED_ROW, 0, aritab, c, a, ct)
+                        if bit:
                             v = coefs[base] | p1
                             coefs[base] = ((v + 32768) & 0xFFFF) - 32768
                         continue
                     if kind == SEQUENTIAL or kind == DC_FIRST:
-                        dcb = dc_stats[dtab]
                         s0 = dc_context[ci]
-                        if _decode_bit(data, state, dcb, s0, aritab) == 0:
+                        bit, c, a, ct = _decide(data, state, bins, dtab, s0, aritab, c, a, ct)
+                        if bit == 0:
                             dc_context[ci] = 0
                         else:
-                            sign = _decode_bit(data, state, dcb, s0 + 1, aritab)
+                            sign, c, a, ct = _decide(data, state, bins, dtab, s0 + 1, aritab,
+                                                     c, a, ct)
                             st = s0 + 2 + sign
-                            m = _decode_bit(data, state, dcb, st, aritab)
+                            m, c, a, ct = _decide(data, state, bins, dtab, st, aritab, c, a, ct)
                             if m != 0:
                                 st = 20
-                                while _decode_bit(data, state, dcb, st, aritab):
+                                while True:
+                                    bit, c, a, ct = _decide(data, state, bins, dtab, st, aritab,
+                                                            c, a, ct)
+                                    if bit == 0:
+                                        break
                                     m <<= 1
                                     if m == 0x8000:
                                         bad = True
@@ -256,7 +335,9 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                             st += 14
                             m >>= 1
                             while m:
-                                if _decode_bit(data, state, dcb, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, dtab, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     v |= m
                                 m >>= 1
                             v += 1
@@ -267,15 +348,19 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                         coefs[base] = ((v + 32768) & 0xFFFF) - 32768
                         if kind == DC_FIRST:
                             continue
-                    acb = ac_stats[atab]
                     if kind == SEQUENTIAL or kind == AC_FIRST:
                         k = np.int64(1) if kind == SEQUENTIAL else ss
                         kend = np.int64(63) if kind == SEQUENTIAL else se
                         while k <= kend:
                             st = 3 * (k - 1)
-                            if _decode_bit(data, state, acb, st, aritab):
+                            bit, c, a, ct = _decide(data, state, bins, arow, st, aritab, c, a, ct)
+                            if bit:
                                 break  # end of block
-                            while _decode_bit(data, state, acb, st + 1, aritab) == 0:
+                            while True:
+                                bit, c, a, ct = _decide(data, state, bins, arow, st + 1, aritab,
+                                                        c, a, ct)
+                                if bit != 0:
+                                    break
                                 st += 3
                                 k += 1
                                 if k > kend:
@@ -283,14 +368,21 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                                     break
                             if bad:
                                 break
-                            sign = _decode_bit(data, state, fixed, 0, aritab)
+                            sign, c, a, ct = _decide(data, state, bins, FIXED_ROW, 0, aritab,
+                                                     c, a, ct)
                             st += 2
-                            m = _decode_bit(data, state, acb, st, aritab)
+                            m, c, a, ct = _decide(data, state, bins, arow, st, aritab, c, a, ct)
                             if m != 0:
-                                if _decode_bit(data, state, acb, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, arow, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     m <<= 1
-                                    st = 189 if k <= ac_k[atab] else 217
-                                    while _decode_bit(data, state, acb, st, aritab):
+                                    st = 189 if k <= ac_k[arow - 16] else 217
+                                    while True:
+                                        bit, c, a, ct = _decide(data, state, bins, arow, st,
+                                                                aritab, c, a, ct)
+                                        if bit == 0:
+                                            break
                                         m <<= 1
                                         if m == 0x8000:
                                             bad = True
@@ -302,7 +394,9 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                             st += 14
                             m >>= 1
                             while m:
-                                if _decode_bit(data, state, acb, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, arow, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     v |= m
                                 m >>= 1
                             v += 1
@@ -322,21 +416,26 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                         while k <= se:
                             st = 3 * (k - 1)
                             if k > kex:
-                                if _decode_bit(data, state, acb, st, aritab):
+                                bit, c, a, ct = _decide(data, state, bins, arow, st, aritab,
+                                                        c, a, ct)
+                                if bit:
                                     break
                             while True:
                                 idx = base + natural[k]
                                 cv = coefs[idx]
                                 if cv != 0:
-                                    if _decode_bit(data, state, acb, st + 2, aritab):
+                                    bit, c, a, ct = _decide(data, state, bins, arow, st + 2,
+                                                            aritab, c, a, ct)
+                                    if bit:
                                         cv = cv + m1 if cv < 0 else cv + p1
                                         coefs[idx] = ((cv + 32768) & 0xFFFF) - 32768
                                     break
-                                if _decode_bit(data, state, acb, st + 1, aritab):
-                                    if _decode_bit(data, state, fixed, 0, aritab):
-                                        coefs[idx] = m1
-                                    else:
-                                        coefs[idx] = p1
+                                bit, c, a, ct = _decide(data, state, bins, arow, st + 1, aritab,
+                                                        c, a, ct)
+                                if bit:
+                                    bit, c, a, ct = _decide(data, state, bins, FIXED_ROW, 0,
+                                                            aritab, c, a, ct)
+                                    coefs[idx] = m1 if bit else p1
                                     break
                                 st += 3
                                 k += 1
@@ -354,12 +453,17 @@ def decode_scan_arith(data, pos, kind, ss, se, ah, al, restart_interval,
                 break
         if bad:
             n_bad += 1
-            state[_CT] = -1  # libjpeg: skip the rest of the restart interval
+            ct = np.int64(-1)  # libjpeg: skip the rest of the restart interval
             if strict:
                 break
+    state[_C] = c
+    state[_A] = a
+    state[_CT] = ct
     stats[ST_POS] = state[_POS]
     stats[ST_MARKER] = state[_MARKER]
     stats[ST_EOF] = state[_EOF] | eof
     stats[ST_BAD_CODE] = n_bad
     stats[ST_DISCARDED] = discarded
     stats[ST_MCUS_DONE] = done
+    kst[AS_RESTARTS] = restarts_to_go
+    kst[AS_NEXT_RST] = next_rst

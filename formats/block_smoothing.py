@@ -117,16 +117,25 @@ def _smooth_rows(blocks: np.ndarray, dc: np.ndarray, rows: np.ndarray, prev: np.
     blocks[rows] = sub
 
 
+ROWS_PER_STEP = 16
+"""Block rows smoothed per vectorised step (bounds the int64 temporaries)."""
+
+
 def smooth_component(blocks: np.ndarray, qtable: np.ndarray, bits: np.ndarray,
                      prev_bits: np.ndarray, last_good_row: int, v_samp: int,
                      total_imcu_rows: int, height_in_blocks: int,
-                     width_in_blocks: int) -> np.ndarray:
-    """Smoothed copy of one component's blocks, as libjpeg's output pass.
+                     width_in_blocks: int, *, inplace: bool = False) -> np.ndarray:
+    """One component's blocks smoothed as libjpeg's output pass does it.
+
+    Each block's estimate reads only its own coefficients and its neighbours'
+    DC values (kept aside first), so the blocks can be smoothed in place; the
+    work goes ``ROWS_PER_STEP`` block rows at a time, so the temporaries stay
+    small whatever the image size.
 
     Args:
-        blocks: int32 ``[by, bx, 64]`` natural-order coefficients (the padded
-            grid; dummy blocks are used as neighbours exactly where libjpeg
-            uses them).
+        blocks: int16 (libjpeg's JCOEF) or int32 ``[by, bx, 64]``
+            natural-order coefficients (the padded grid; dummy blocks are used
+            as neighbours exactly where libjpeg uses them).
         qtable: ``[64]`` natural-order quantization table.
         bits: ``[10]`` latched ``coef_bits`` of zigzag coefficients 0..9.
         prev_bits: ``[10]`` the same before the last scan (used for iMCU rows
@@ -134,10 +143,12 @@ def smooth_component(blocks: np.ndarray, qtable: np.ndarray, bits: np.ndarray,
         last_good_row: libjpeg's ``last_good_iMCU_row``.
         v_samp, total_imcu_rows, height_in_blocks, width_in_blocks: geometry.
 
+        inplace: smooth ``blocks`` itself instead of a copy.
+
     Returns:
-        int32 ``[by, bx, 64]``.
+        ``[by, bx, 64]``, ``blocks``' dtype (``blocks`` itself when in place).
     """
-    out = blocks.copy()
+    out = blocks if inplace else blocks.copy()
     dc = blocks[..., 0].astype(np.int64)
     hib, wib, v, t = height_in_blocks, width_in_blocks, v_samp, total_imcu_rows
     last = t - 1
@@ -159,6 +170,9 @@ def smooth_component(blocks: np.ndarray, qtable: np.ndarray, bits: np.ndarray,
         row_bits = prev_bits if use_prev else bits
         if not (row_bits[1:SAVED_COEFS] != 0).any():
             continue  # every low-frequency coefficient is exact: nothing to estimate
-        _smooth_rows(out, dc, y[mask], prev[mask], prev2[mask], nxt[mask], nxt2[mask], wib,
-                     qtable, row_bits)
+        rows, p1, p2, n1, n2 = y[mask], prev[mask], prev2[mask], nxt[mask], nxt2[mask]
+        for i in range(0, rows.shape[0], ROWS_PER_STEP):
+            step = slice(i, i + ROWS_PER_STEP)
+            _smooth_rows(out, dc, rows[step], p1[step], p2[step], n1[step], n2[step], wib,
+                         qtable, row_bits)
     return out

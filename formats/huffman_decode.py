@@ -67,6 +67,15 @@ ST_DC_OVERFLOW = 12  # progressive DC value overflowed 32 bits (libjpeg: fatal)
 ST_MCUS_DONE = 13  # MCUs processed (less than all when stopped early in strict mode)
 NUM_STATS = 14
 
+# indices of the kernel state of a resumable sequential scan
+KS_ACC = 0  # bit buffer
+KS_NBITS = 1  # bits in it
+KS_SHORT = 2  # out of data for the rest of the restart interval
+KS_RESTARTS = 3  # MCUs left in the restart interval
+KS_NEXT_RST = 4  # the next RSTn expected
+KS_LAST_DC = 5  # 4 DC predictions
+NUM_KSTATE = 9
+
 # natural position of zigzag index k, with libjpeg's 16 guard entries (k >= 64 -> 63)
 NATURAL_ORDER_EXT = np.array(list(ZIGZAG) + [63] * 16, dtype=np.int64)
 
@@ -377,28 +386,30 @@ def _store_stats(stats, pos, marker, eof, n_hit, n_bad, discarded, last_good,
 
 
 @njit(cache=True, nogil=True)
-def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
-                       mcus_per_row, mcu_rows, imcu_div,
+def _decode_sequential(data, kind, ss, se, ah, al, restart_interval,
+                       mcus_per_row, mcu_start, mcu_end, row_origin, imcu_div,
                        comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
-                       lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
+                       lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats, kst,
                        ):  # pragma: no cover - compiled
-    """Sequential (baseline / extended) scan: see :func:`decode_scan`."""
+    """Sequential (baseline / extended) scan, MCUs ``mcu_start .. mcu_end - 1``:
+    see :func:`decode_scan`. Resumable: the bit reader, the DC predictions and
+    the restart state live in ``kst`` and ``stats`` between calls."""
     n_comp = comp_off.shape[0]
-    acc = np.int64(0)
-    nbits = np.int64(0)
-    marker = np.int64(0)
-    eof = np.int64(0)
-    short = False  # libjpeg's "insufficient_data" of the current restart interval
-    last_dc = np.zeros(4, dtype=np.int64)
-    restarts_to_go = restart_interval
-    next_rst = np.int64(0)
+    acc = kst[KS_ACC]
+    nbits = kst[KS_NBITS]
+    short = kst[KS_SHORT] != 0  # libjpeg's "insufficient_data" of the restart interval
+    last_dc = kst[KS_LAST_DC:KS_LAST_DC + 4]
+    restarts_to_go = kst[KS_RESTARTS]
+    next_rst = kst[KS_NEXT_RST]
+    pos = stats[ST_POS]
+    marker = stats[ST_MARKER]
+    eof = stats[ST_EOF]
     discarded = stats[ST_DISCARDED]
-    n_hit = np.int64(0)
-    n_bad = np.int64(0)
+    n_hit = stats[ST_HIT_MARKER]
+    n_bad = stats[ST_BAD_CODE]
     last_good = stats[ST_LAST_GOOD_ROW]
-    total = mcus_per_row * mcu_rows
-    done = np.int64(0)
-    for mcu in range(total):
+    done = stats[ST_MCUS_DONE]
+    for mcu in range(mcu_start, mcu_end):
         mrow = mcu // mcus_per_row
         mcol = mcu - mrow * mcus_per_row
         if not short:  # checked before the restart, as jdcoefct.c does
@@ -416,6 +427,9 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
                     break
             restarts_to_go -= 1
         if short:  # out of data: leave the rest of the interval zero
+            if restart_interval == 0:  # ... which is the rest of the scan: stop here
+                done += mcu_end - mcu
+                break
             done += 1
             continue
         # ---- one MCU --------------------------------------------------------
@@ -426,7 +440,7 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
             dct = comp_dc[ci]
             act = comp_ac[ci]
             for yy in range(vv):
-                brow = mrow * vv + yy
+                brow = (mrow - row_origin) * vv + yy
                 for xx in range(hh):
                     bcol = mcol * hh + xx
                     base = comp_off[ci] + (brow * bx + bcol) * 64
@@ -480,6 +494,11 @@ def _decode_sequential(data, pos, kind, ss, se, ah, al, restart_interval,
         if (strict and (n_hit or n_bad or stats[ST_EXTRANEOUS] or stats[ST_RESYNC])):
             break
     _store_stats(stats, pos, marker, eof, n_hit, n_bad, discarded, last_good, done)
+    kst[KS_ACC] = acc
+    kst[KS_NBITS] = nbits
+    kst[KS_SHORT] = 1 if short else 0
+    kst[KS_RESTARTS] = restarts_to_go
+    kst[KS_NEXT_RST] = next_rst
 
 
 @njit(cache=True, nogil=True)
@@ -528,6 +547,9 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
                     break
             restarts_to_go -= 1
         if short:  # out of data: leave the rest of the interval zero
+            if restart_interval == 0:  # ... which is the rest of the scan: stop here
+                done += total - mcu
+                break
             done += 1
             continue
         # ---- one MCU --------------------------------------------------------
@@ -682,6 +704,18 @@ def _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval,
     stats[ST_DC_OVERFLOW] = dc_overflow
 
 
+def new_scan_state(pos: int, restart_interval: int, discarded: int = 0,
+                   last_good_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(stats, kstate)`` at the start of a scan whose data begins at ``pos``."""
+    stats = np.zeros(NUM_STATS, dtype=np.int64)
+    stats[ST_POS] = pos
+    stats[ST_DISCARDED] = discarded
+    stats[ST_LAST_GOOD_ROW] = last_good_row
+    kstate = np.zeros(NUM_KSTATE, dtype=np.int64)
+    kstate[KS_RESTARTS] = restart_interval
+    return stats, kstate
+
+
 def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
                 mcus_per_row, mcu_rows, imcu_div,
                 comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
@@ -708,12 +742,43 @@ def decode_scan(data, pos, kind, ss, se, ah, al, restart_interval,
         lookup, maxcode, valoffset, huffval: int32 ``[T, 512]``, ``[T, 18]``,
             ``[T, 18]``, ``[T, 256]`` tables from :func:`derive_table`.
         natural: int64 ``[80]``: :data:`NATURAL_ORDER_EXT`.
-        coefs: int32, flat: blocks of 64 natural-order coefficients,
-            pre-zeroed (or holding earlier scans' values).
+        coefs: int16 (libjpeg's JCOEF) or int32, flat: blocks of 64
+            natural-order coefficients, pre-zeroed (or holding earlier scans'
+            values).
         strict: stop at the first corrupt-data warning.
-        stats: int64 ``[NUM_STATS]`` output.
+        stats: int64 ``[NUM_STATS]``: in: ``ST_DISCARDED``,
+            ``ST_LAST_GOOD_ROW``; out: everything.
     """
-    kernel = _decode_sequential if kind == SEQUENTIAL else _decode_progressive
-    kernel(data, pos, kind, ss, se, ah, al, restart_interval, mcus_per_row, mcu_rows, imcu_div,
-           comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
-           lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats)
+    if kind == SEQUENTIAL:
+        start, kstate = new_scan_state(pos, restart_interval, int(stats[ST_DISCARDED]),
+                                       int(stats[ST_LAST_GOOD_ROW]))
+        stats[:] = start
+        decode_sequential_rows(data, kind, ss, se, ah, al, restart_interval, mcus_per_row, 0,
+                               mcu_rows, 0, imcu_div, comp_off, comp_bx, comp_h, comp_v,
+                               comp_dc, comp_ac, lookup, maxcode, valoffset, huffval, natural,
+                               coefs, strict, stats, kstate)
+        return
+    _decode_progressive(data, pos, kind, ss, se, ah, al, restart_interval, mcus_per_row,
+                        mcu_rows, imcu_div, comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+                        lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats)
+
+
+def decode_sequential_rows(data, kind, ss, se, ah, al, restart_interval, mcus_per_row,
+                           row_start, row_end, row_origin, imcu_div,
+                           comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac,
+                           lookup, maxcode, valoffset, huffval, natural, coefs, strict, stats,
+                           kstate) -> None:
+    """Decode MCU rows ``row_start .. row_end - 1`` of a sequential scan.
+
+    Arguments as :func:`decode_scan`, plus: ``coefs`` holds the blocks of MCU
+    rows ``row_origin ...`` (a band); ``stats`` and ``kstate`` (from
+    :func:`new_scan_state`) carry the decoder between calls, so a scan can be
+    decoded band by band into a small buffer (single-scan files). Stop calling
+    once a strict decode has counted a warning.
+    """
+    i64 = np.int64
+    _decode_sequential(data, i64(kind), i64(ss), i64(se), i64(ah), i64(al),
+                       i64(restart_interval), i64(mcus_per_row), i64(row_start * mcus_per_row),
+                       i64(row_end * mcus_per_row), i64(row_origin), i64(imcu_div),
+                       comp_off, comp_bx, comp_h, comp_v, comp_dc, comp_ac, lookup, maxcode,
+                       valoffset, huffval, natural, coefs, bool(strict), stats, kstate)

@@ -20,18 +20,6 @@ from torch import Tensor
 # libjpeg's constants and the forward butterfly: defined once, beside the compiled kernels
 from .kernels.dct import (
     CONST_BITS,
-    F_0_298631336,
-    F_0_390180644,
-    F_0_541196100,
-    F_0_765366865,
-    F_0_899976223,
-    F_1_175875602,
-    F_1_501321110,
-    F_1_847759065,
-    F_1_961570560,
-    F_2_053119869,
-    F_2_562915447,
-    F_3_072711026,
     FDCT_DC_SHIFT1,
     FDCT_DC_SHIFT2,
     FDCT_SHIFT1,
@@ -39,36 +27,16 @@ from .kernels.dct import (
     IDCT_SHIFT1,
     IDCT_SHIFT2,
     fdct_1d_exact,
+    idct_1d_exact,
 )
 
 
 def _idct_1d(c: list[int], dc_shift: int) -> list[int]:
-    """jidctint.c's butterfly over integers (already dequantized), before DESCALE."""
-    z2, z3 = c[2], c[6]
-    z1 = (z2 + z3) * F_0_541196100
-    tmp2 = z1 - z3 * F_1_847759065
-    tmp3 = z1 + z2 * F_0_765366865
-    tmp0 = (c[0] + c[4]) << dc_shift
-    tmp1 = (c[0] - c[4]) << dc_shift
-    tmp10, tmp13 = tmp0 + tmp3, tmp0 - tmp3
-    tmp11, tmp12 = tmp1 + tmp2, tmp1 - tmp2
-    t0, t1, t2, t3 = c[7], c[5], c[3], c[1]
-    z1, z2, z3, z4 = t0 + t3, t1 + t2, t0 + t2, t1 + t3
-    z5 = (z3 + z4) * F_1_175875602
-    t0 *= F_0_298631336
-    t1 *= F_2_053119869
-    t2 *= F_3_072711026
-    t3 *= F_1_501321110
-    z1 *= -F_0_899976223
-    z2 *= -F_2_562915447
-    z3 = z3 * -F_1_961570560 + z5
-    z4 = z4 * -F_0_390180644 + z5
-    t0 += z1 + z3
-    t1 += z2 + z4
-    t2 += z2 + z3
-    t3 += z1 + z4
-    return [tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0,
-            tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3]
+    """jidctint.c's butterfly over integers (already dequantized), before DESCALE:
+    the compiled kernel's own (:func:`jpegtorch.kernels.dct.idct_1d`), whose even
+    part is scaled by ``CONST_BITS``."""
+    assert dc_shift == CONST_BITS
+    return idct_1d_exact(c)
 
 
 def _matrix(butterfly, dc_shift: int) -> list[list[int]]:

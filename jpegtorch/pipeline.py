@@ -202,6 +202,12 @@ def decode(coefficients: Coefficients, *, mode: str | None = None,
     its size, up-sample as libjpeg-turbo's default ("fancy") decoder and
     convert YCbCr to RGB.
 
+    In ``hard`` mode on CPU tensors (integer coefficients, or integer-valued
+    floats without gradients, and the default colour matrix) this runs the
+    compiled stage kernels of :mod:`jpegtorch.kernels` band by band (the
+    decoder's own path, identical results, a fraction of the time and
+    memory); otherwise the torch formulation of each stage (autograd, GPUs).
+
     Args:
         coefficients: from :func:`encode` or :func:`jpegtorch.read_coefficients`.
         mode: arithmetic mode; defaults to the one the coefficients were made
@@ -215,8 +221,66 @@ def decode(coefficients: Coefficients, *, mode: str | None = None,
     mode = check_mode(mode or coefficients.mode)
     if not coefficients.blocks[0].dtype.is_floating_point:
         mode = "hard"
+    if mode == "hard" and color_matrix is None:
+        pixels = _decode_compiled(coefficients)
+        if pixels is not None:
+            return pixels
     with torch.set_grad_enabled(torch.is_grad_enabled() and mode != "hard"):
         return _decode(coefficients, mode, color_matrix)
+
+
+def _integral_numpy(t: Tensor, low: int, high: int) -> np.ndarray | None:
+    """``t`` as an int16/int32 numpy array if it holds integers in [low, high], else None."""
+    if t.device.type != "cpu" or t.requires_grad:
+        return None
+    if t.dtype in (torch.int16, torch.int32):
+        return t.contiguous().numpy()
+    if t.numel() == 0:
+        return None
+    if t.dtype.is_floating_point:
+        if not bool(torch.all(t == torch.round(t))):
+            return None
+    elif t.dtype not in (torch.int8, torch.uint8, torch.int64):
+        return None
+    if int(t.min()) < low or int(t.max()) > high:
+        return None
+    return t.to(torch.int32).contiguous().numpy()
+
+
+def _decode_compiled(coefficients: Coefficients) -> Tensor | None:
+    """The hard-mode CPU decode through :mod:`jpegtorch.kernels`, or None when
+    the coefficients are not what the kernels take (then the torch stages run)."""
+    if coefficients.num_components not in (1, 3):
+        return None
+    blocks = []
+    for b in coefficients.blocks:
+        array = _integral_numpy(b, -(1 << 31), (1 << 31) - 1)
+        if array is None:
+            return None
+        blocks.append(array)
+    qtables = _integral_numpy(coefficients.qtables, 0, 65535)
+    if qtables is None:
+        return None
+    if len({a.dtype for a in blocks}) > 1:
+        blocks = [a.astype(np.int32) for a in blocks]
+    from .kernels.decode import decode_coefficients, geometry
+
+    height, width = coefficients.size
+    geo = geometry(coefficients.sampling, coefficients.size)  # ValueError: fractional
+    n = coefficients.batch_size
+    for c, a in enumerate(blocks):
+        if a.shape[1:] != (geo.imcu_rows * geo.v[c], geo.bx[c], 8, 8):
+            return None
+    out = np.empty((n, coefficients.num_components, height, width), dtype=np.uint8)
+    for i in range(n):
+        decode_coefficients([a[i] for a in blocks], qtables[i].reshape(-1, 64),
+                            coefficients.sampling, coefficients.size, coefficients.color,
+                            planar=True, out=out[i])
+    pixels = torch.from_numpy(out)
+    first = coefficients.blocks[0]
+    if first.dtype.is_floating_point:  # as _decode: scaled in the work dtype
+        return (pixels.to(work_dtype("hard", first.dtype)) * (1.0 / 255.0)).to(first.dtype)
+    return pixels
 
 
 def _decode(coefficients: Coefficients, mode: str, color_matrix: Tensor | None) -> Tensor:

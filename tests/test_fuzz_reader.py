@@ -3,7 +3,11 @@ changes, inserted/deleted bytes, marker surgery) must either decode or raise
 :class:`jpegtorch.JPEGError` -- never another exception, never a hang.
 
 Seeded and bounded (a fixed number of mutants, a time limit per decode), so it
-runs in a few seconds and fails reproducibly.
+runs in a few seconds and fails reproducibly. The main fuzz lowers the pixel
+limit to 2**20 so that mutated dimensions stay cheap; its pair below runs at
+the real default limits (``max_pixels`` 89,478,485, ``max_memory`` 1 GiB),
+with dimension fields mutated to large values on purpose: the path of tiny
+files with huge headers.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from jpegtorch.formats.jfif_reader import decode_jpeg, read_coefficients, read_info
+from jpegtorch.formats.jfif_reader import (
+    DEFAULT_MAX_PIXELS,
+    decode_jpeg,
+    read_coefficients,
+    read_info,
+)
 
 from jpegtorch import JPEGError
 
@@ -104,7 +113,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(buf)
 
 
-def check(data: bytes, *, pixels: bool) -> None:
+def check(data: bytes, *, pixels: bool, max_pixels: int | None = MAX_PIXELS) -> None:
     for lenient in (False, True):
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, PER_DECODE_LIMIT_S)
@@ -112,11 +121,11 @@ def check(data: bytes, *, pixels: bool) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if pixels and lenient:
-                    out = decode_jpeg(data, lenient=True, max_pixels=MAX_PIXELS)
+                    out = decode_jpeg(data, lenient=True, max_pixels=max_pixels)
                     assert out.dtype == torch.uint8 and out.dim() == 3
                 else:
-                    coefs = read_coefficients(data, lenient=lenient, max_pixels=MAX_PIXELS)
-                    assert coefs.blocks[0].dtype == torch.int32
+                    coefs = read_coefficients(data, lenient=lenient, max_pixels=max_pixels)
+                    assert coefs.blocks[0].dtype == torch.int16
         except JPEGError as exc:
             message = str(exc)
             assert message and "\n" not in message
@@ -168,3 +177,41 @@ def test_every_fixture_truncated_everywhere_is_handled(name: str) -> None:
     step = max(1, len(data) // 6)
     for cut in range(0, len(data), step):
         check(data[:cut], pixels=False)
+
+
+def mutate_dimensions(data: bytes, rng: random.Random) -> bytes:
+    """Set the SOF's height and/or width to large values (up to the JPEG maximum)."""
+    buf = bytearray(data)
+    for i in range(2, len(buf) - 9):
+        if buf[i] == 0xFF and buf[i + 1] in (0xC0, 0xC1, 0xC2, 0xC9, 0xCA):
+            which = rng.randrange(3)
+            big = [rng.choice([9459, 12000, 20000, 65500, rng.randrange(1, 65536)])
+                   for _ in range(2)]
+            if which in (0, 2):
+                buf[i + 5 : i + 7] = big[0].to_bytes(2, "big")
+            if which in (1, 2):
+                buf[i + 7 : i + 9] = big[1].to_bytes(2, "big")
+            break
+    return bytes(buf)
+
+
+DEFAULT_LIMIT_MUTANTS = 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed_file", SEEDS)
+def test_mutants_at_the_default_pixel_limit(seed_file: str) -> None:
+    """The pair of the fuzz above at the real defaults: huge headers included."""
+    data = (DATA / seed_file).read_bytes()
+    rng = random.Random(f"jpegtorch-fuzz-default-{seed_file}")
+    for n in range(DEFAULT_LIMIT_MUTANTS):
+        mutant = mutate_dimensions(data, rng)
+        if n % 2:
+            mutant = mutate(mutant, rng)
+        try:
+            check(mutant, pixels=n % 3 == 0, max_pixels=DEFAULT_MAX_PIXELS)
+        except AssertionError:
+            raise
+        except Exception as exc:  # anything but JPEGError is a bug: show the input
+            pytest.fail(f"{type(exc).__name__}: {exc} on mutant {n} of {seed_file} "
+                        f"(default limits): {mutant.hex()}")

@@ -408,3 +408,52 @@ def test_an_inconsistent_icc_set_is_kept_as_it_is(tmp_path: Path) -> None:
     assert "other: APP2 ICC_PROFILE (2 segments, 42 bytes)" in text
     result = invoke("decode", str(source), "-o", str(tmp_path / "odd.png"))
     assert "PNG cannot hold the 2 APP2 segments: dropped" in result.stderr
+
+
+def png_chunk_list(data: bytes) -> list[tuple[bytes, bytes]]:
+    import struct
+
+    chunks, pos = [], 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def test_metadata_paths_do_not_import_torch(tmp_path: Path) -> None:
+    """The streaming encoder and the band-by-band PNG decoder carry the metadata
+    without torch; the PNG's chunks before the image data are Pillow's."""
+    import sys
+
+    array = synthetic(40, 64, seed=12)
+    (tmp_path / "phone.jpg").write_bytes(phone_jpeg(array, dpi=(300, 300)))
+    Image.fromarray(array).save(tmp_path / "photo.png", icc_profile=srgb_profile(),
+                                exif=exif_bytes(3))
+    code = ("import sys\nfrom jpegtorch.cli.main import main\n"
+            "sys.argv = ['jtorch', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    for args in (["encode", "phone.jpg", "-o", "a.jpg"], ["encode", "photo.png"],
+                 ["decode", "phone.jpg", "-o", "b.png"]):
+        result = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    decoded = np.asarray(Image.open(io.BytesIO((tmp_path / "phone.jpg").read_bytes())))
+    original = md.read_jpeg_metadata((tmp_path / "phone.jpg").read_bytes())
+    assert (tmp_path / "a.jpg").read_bytes() == pillow_jpeg(
+        decoded, 75, exif=b"Exif\0\0" + original.exif, icc_profile=srgb_profile(), xmp=XMP,
+        dpi=(300, 300))
+    with Image.open(tmp_path / "photo.jpg") as image:
+        assert image.info["icc_profile"] == srgb_profile() and image.getexif()[0x0112] == 3
+    # b.png: the ancillary chunks Pillow writes for the same metadata, in its order
+    options, dropped = md.pillow_save_options(original, "PNG")
+    assert not dropped
+    reference = io.BytesIO()
+    Image.fromarray(decoded).save(reference, "PNG", **options)
+    ours = png_chunk_list((tmp_path / "b.png").read_bytes())
+    theirs = png_chunk_list(reference.getvalue())
+    assert [c for c in ours if c[0] not in (b"IDAT",)] == [
+        c for c in theirs if c[0] not in (b"IDAT",)]
+    assert [c[0] for c in ours[1:5]] == [b"iCCP", b"iTXt", b"pHYs", b"eXIf"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), decoded)

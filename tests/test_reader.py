@@ -357,7 +357,8 @@ def test_coefficients_equal_the_exact_encoder(subsampling: str, quality: int) ->
     made = jpegtorch.encode(to_chw(image), quality,
                             subsampling="4:2:0" if subsampling == "gray" else subsampling,
                             mode="hard")
-    assert read.blocks[0].dtype == torch.int32 and read.qtables.dtype == torch.int32
+    # int16 blocks: libjpeg's JCOEF, 2 bytes per coefficient (a decision of issue 13)
+    assert read.blocks[0].dtype == torch.int16 and read.qtables.dtype == torch.int32
     assert read.component_ids == ((1,) if subsampling == "gray" else (1, 2, 3))
     assert read.qtable_slots == ((0,) if subsampling == "gray" else (0, 1, 1))
     for a, b in zip(read.blocks, made.blocks, strict=True):

@@ -1,5 +1,6 @@
 """Colour conversion: libjpeg's fixed-point constants (jccolor.c, jdcolor.c)
-and the compiled RGB -> YCbCr row kernel of the encoder.
+the compiled RGB -> YCbCr row kernel of the encoder and the YCbCr -> RGB row
+kernel of the decoder.
 
 libjpeg computes with 16 fractional bits, ``FIX(x) = round(x * 65536)``::
 
@@ -141,3 +142,70 @@ def rgb_to_ycbcr_rows(interleaved, planar, src_row0, y0, rows, height, width, nc
             edge = row[width - 1]
             for x in range(width, wpad):
                 row[x] = edge
+
+
+# ---------------------------------------------------------------- decoder: YCbCr -> RGB
+
+#: JFIF's YCbCr -> RGB constants, ``[3, 2]`` int64 (``FIX(1.402)`` = 91881, ...).
+YCBCR_TO_RGB_FIXED: np.ndarray = fixed_matrix(YCBCR_TO_RGB)
+YCBCR_TO_RGB_FIXED.flags.writeable = False
+
+_HALF = np.int32(ONE_HALF)  # numba freezes module globals as constants
+_SHIFT = np.int32(SCALEBITS)
+
+# colour spaces of the decoder's output stage
+GRAY = 0
+YCBCR = 1
+RGB = 2
+
+
+@njit(inline="always")
+def _clamp(x):  # pragma: no cover - compiled
+    return np.uint8(min(max(x, np.int32(0)), np.int32(255)))
+
+
+@njit(nogil=True)
+def _ycc_rgb(y, cb, cr, r_out, g_out, b_out, rb, rr, gb, gr, bb, br,
+             width):  # pragma: no cover - compiled
+    """The conversion loop, all int32 (exact: the sums stay below 2**25), with
+    the constants as scalar arguments: compiled on its own, the loop
+    vectorises (several times faster than with the constants read inside the
+    band driver)."""
+    i32 = np.int32
+    for x in range(width):
+        yy = i32(y[x])
+        u = i32(i32(cb[x]) - i32(128))
+        v = i32(i32(cr[x]) - i32(128))
+        r_out[x] = _clamp(i32(yy + (i32(i32(i32(rb * u) + i32(rr * v)) + _HALF) >> _SHIFT)))
+        g_out[x] = _clamp(i32(yy + (i32(i32(i32(gb * u) + i32(gr * v)) + _HALF) >> _SHIFT)))
+        b_out[x] = _clamp(i32(yy + (i32(i32(i32(bb * u) + i32(br * v)) + _HALF) >> _SHIFT)))
+
+
+@njit(inline="always")
+def ycc_rgb_row(y, cb, cr, width, fixed, out, row, planar, tmp):  # pragma: no cover - compiled
+    """jdcolor.c's ``ycc_rgb_convert`` of one row.
+
+    Args:
+        y, cb, cr: uint8 rows (at least ``width`` samples).
+        fixed: ``[3, 2]`` int64 fixed-point chroma constants (rows R, G, B).
+        out: uint8 ``[H, W, 3]`` (``planar`` False) or ``[3, H, W]`` (True).
+        row: the output row.
+        tmp: uint8 ``[3, >= width]`` work rows (interleaved output).
+    """
+    i32 = np.int32
+    if planar:
+        r_out = out[0, row]
+        g_out = out[1, row]
+        b_out = out[2, row]
+    else:
+        r_out = tmp[0]
+        g_out = tmp[1]
+        b_out = tmp[2]
+    _ycc_rgb(y, cb, cr, r_out, g_out, b_out, i32(fixed[0, 0]), i32(fixed[0, 1]),
+             i32(fixed[1, 0]), i32(fixed[1, 1]), i32(fixed[2, 0]), i32(fixed[2, 1]), width)
+    if not planar:  # interleave through a flat view (2-D indexing is slow in numba)
+        pix = out[row].reshape(width * 3)
+        for x in range(width):
+            pix[3 * x] = r_out[x]
+            pix[3 * x + 1] = g_out[x]
+            pix[3 * x + 2] = b_out[x]

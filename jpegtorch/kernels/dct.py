@@ -1,5 +1,5 @@
-"""libjpeg's islow DCT: its integer constants (jfdctint.c, jidctint.c) and the
-compiled forward DCT of the encoder.
+"""libjpeg's islow DCT: its integer constants (jfdctint.c, jidctint.c), the
+compiled forward DCT of the encoder and the inverse DCT of the decoder.
 
 Both transforms are two passes of an integer butterfly followed by a rounding
 right shift, ``DESCALE(x, n) = (x + 2**(n-1)) >> n``, with 13-bit constants
@@ -16,7 +16,22 @@ pass share one shift:
 The result is the DCT scaled by 8, which the quantizer divides by ``8 q``.
 The same butterfly, run over Python integers on unit vectors, gives the
 torch stage (:mod:`jpegtorch.dct`) its exact pass matrices.
+
+Inverse DCT (jidctint.c, ``jpeg_idct_islow``): the dequantized coefficients
+(quantized value times table entry) go through pass 1 along the columns
+(DESCALE by ``IDCT_SHIFT1 = 11``), pass 2 along the rows (DESCALE by
+``IDCT_SHIFT2 = 18``, which includes the 1/8 of the 2-D transform), then the
+range limit ``clamp(x + 128, 0, 255)``. libjpeg's C code wraps out-of-range
+values through a table (``x & 1023``); the SIMD IDCTs that Pillow and OpenCV
+run on x86-64 saturate instead, and so do we (valid streams never get there).
+All arithmetic is exact in int64 for any 16-bit coefficient and table entry.
+The zero-AC shortcuts of jidctint.c (a column or row whose AC inputs are all
+zero) give the same results as the full butterfly; we take them for speed.
+:func:`idct_1d` is jidctint.c's butterfly before DESCALE (the even part's
+``c0 ± c4`` scaled by ``CONST_BITS``); run over Python integers
+(:func:`idct_1d_exact`) it gives the torch stage its inverse pass matrices.
 """
+
 
 from __future__ import annotations
 
@@ -151,3 +166,177 @@ def fdct_blocks(samples, out):  # pragma: no cover - compiled
     ``[B, 64]`` int32 (see :func:`fdct_rows`)."""
     for b in range(samples.shape[0]):
         fdct_rows(samples[b], 0, 1, out[b])
+
+
+# ---------------------------------------------------------------- inverse DCT
+
+# numba sees module globals as compile-time constants
+_IR1 = 1 << (IDCT_SHIFT1 - 1)
+_IR2 = 1 << (IDCT_SHIFT2 - 1)
+_DC2 = PASS1_BITS + 3  # DESCALE of a row whose AC inputs are zero
+_DR2 = 1 << (_DC2 - 1)
+
+
+@njit(inline="always")
+def idct_1d(c0, c1, c2, c3, c4, c5, c6, c7):  # pragma: no cover - compiled
+    """jidctint.c's 1-D butterfly over dequantized inputs, before DESCALE.
+
+    The even part's ``c0 ± c4`` is scaled by ``CONST_BITS`` (jidctint.c's
+    ``LEFT_SHIFT(z2 ± z3, CONST_BITS)``), so all eight outputs share one shift.
+    """
+    z2 = c2
+    z3 = c6
+    z1 = (z2 + z3) * F_0_541196100
+    tmp2 = z1 - z3 * F_1_847759065
+    tmp3 = z1 + z2 * F_0_765366865
+    tmp0 = (c0 + c4) << CONST_BITS
+    tmp1 = (c0 - c4) << CONST_BITS
+    tmp10 = tmp0 + tmp3
+    tmp13 = tmp0 - tmp3
+    tmp11 = tmp1 + tmp2
+    tmp12 = tmp1 - tmp2
+    t0 = c7
+    t1 = c5
+    t2 = c3
+    t3 = c1
+    z1 = t0 + t3
+    z2 = t1 + t2
+    z3 = t0 + t2
+    z4 = t1 + t3
+    z5 = (z3 + z4) * F_1_175875602
+    t0 = t0 * F_0_298631336
+    t1 = t1 * F_2_053119869
+    t2 = t2 * F_3_072711026
+    t3 = t3 * F_1_501321110
+    z1 = z1 * -F_0_899976223
+    z2 = z2 * -F_2_562915447
+    z3 = z3 * -F_1_961570560 + z5
+    z4 = z4 * -F_0_390180644 + z5
+    t0 += z1 + z3
+    t1 += z2 + z4
+    t2 += z2 + z3
+    t3 += z1 + z4
+    return (tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0,
+            tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3)
+
+
+def idct_1d_exact(c: list[int]) -> list[int]:
+    """:func:`idct_1d` over Python integers (for the torch stage's exact matrices)."""
+    return list(idct_1d.py_func(*c))
+
+
+@njit(inline="always")
+def _limit(x):  # pragma: no cover - compiled
+    x += 128
+    if x < 0:
+        return 0
+    if x > 255:
+        return 255
+    return x
+
+
+@njit(nogil=True)
+def idct_block_row(coefs, base, count, qt, ws, out, offset, stride):  # pragma: no cover
+    """Dequantize + islow IDCT + range limit of ``count`` consecutive blocks.
+
+    Args:
+        coefs: int16 (or any integer) flat array; block ``j``'s 64 natural-order
+            coefficients start at ``base + 64 j``.
+        qt: ``[64]`` int32 natural-order quantization table.
+        ws: ``[64]`` int64 workspace.
+        out: flat uint8 plane with rows of ``stride`` samples; row ``r`` of
+            block ``j`` goes to ``out[offset + r * stride + 8 j : ... + 8]``.
+
+    One call per block row, the block's code written out in the loop: numba
+    reference-counts every array handed to a function, even an inlined one,
+    which cost more than the transform of a sparse block.
+    """
+    for j in range(count):
+        b = base + 64 * j
+        o0 = offset + 8 * j
+        # pass 1: columns -> ws (DESCALE by IDCT_SHIFT1)
+        for c in range(8):
+            x0 = np.int64(coefs[b + c]) * qt[c]
+            if (coefs[b + 8 + c] == 0 and coefs[b + 16 + c] == 0 and coefs[b + 24 + c] == 0
+                    and coefs[b + 32 + c] == 0 and coefs[b + 40 + c] == 0
+                    and coefs[b + 48 + c] == 0 and coefs[b + 56 + c] == 0):
+                dc = x0 << PASS1_BITS
+                for r in range(8):
+                    ws[r * 8 + c] = dc
+                continue
+            v0, v1, v2, v3, v4, v5, v6, v7 = idct_1d(
+                x0,
+                np.int64(coefs[b + 8 + c]) * qt[8 + c],
+                np.int64(coefs[b + 16 + c]) * qt[16 + c],
+                np.int64(coefs[b + 24 + c]) * qt[24 + c],
+                np.int64(coefs[b + 32 + c]) * qt[32 + c],
+                np.int64(coefs[b + 40 + c]) * qt[40 + c],
+                np.int64(coefs[b + 48 + c]) * qt[48 + c],
+                np.int64(coefs[b + 56 + c]) * qt[56 + c])
+            ws[c] = (v0 + _IR1) >> IDCT_SHIFT1
+            ws[8 + c] = (v1 + _IR1) >> IDCT_SHIFT1
+            ws[16 + c] = (v2 + _IR1) >> IDCT_SHIFT1
+            ws[24 + c] = (v3 + _IR1) >> IDCT_SHIFT1
+            ws[32 + c] = (v4 + _IR1) >> IDCT_SHIFT1
+            ws[40 + c] = (v5 + _IR1) >> IDCT_SHIFT1
+            ws[48 + c] = (v6 + _IR1) >> IDCT_SHIFT1
+            ws[56 + c] = (v7 + _IR1) >> IDCT_SHIFT1
+        # pass 2: rows -> samples (DESCALE by IDCT_SHIFT2, range limit)
+        for r in range(8):
+            w = r * 8
+            o = o0 + r * stride
+            if (ws[w + 1] == 0 and ws[w + 2] == 0 and ws[w + 3] == 0 and ws[w + 4] == 0
+                    and ws[w + 5] == 0 and ws[w + 6] == 0 and ws[w + 7] == 0):
+                v = _limit((ws[w] + _DR2) >> _DC2)
+                for c in range(8):
+                    out[o + c] = v
+                continue
+            v0, v1, v2, v3, v4, v5, v6, v7 = idct_1d(
+                ws[w], ws[w + 1], ws[w + 2], ws[w + 3], ws[w + 4], ws[w + 5], ws[w + 6],
+                ws[w + 7])
+            out[o] = _limit((v0 + _IR2) >> IDCT_SHIFT2)
+            out[o + 1] = _limit((v1 + _IR2) >> IDCT_SHIFT2)
+            out[o + 2] = _limit((v2 + _IR2) >> IDCT_SHIFT2)
+            out[o + 3] = _limit((v3 + _IR2) >> IDCT_SHIFT2)
+            out[o + 4] = _limit((v4 + _IR2) >> IDCT_SHIFT2)
+            out[o + 5] = _limit((v5 + _IR2) >> IDCT_SHIFT2)
+            out[o + 6] = _limit((v6 + _IR2) >> IDCT_SHIFT2)
+            out[o + 7] = _limit((v7 + _IR2) >> IDCT_SHIFT2)
+
+
+@njit(cache=True, nogil=True)
+def idct_blocks(coefs, qt, out):  # pragma: no cover - compiled
+    """Dequantize + IDCT + range limit of a plane of blocks.
+
+    Args:
+        coefs: ``[by, bx, 64]`` integer coefficients (natural order).
+        qt: ``[64]`` int32 table.
+        out: ``[by * 8, bx * 8]`` uint8 samples (written).
+    """
+    ws = np.empty(64, dtype=np.int64)
+    by, bx = coefs.shape[0], coefs.shape[1]
+    flat = coefs.reshape(by * bx * 64)
+    plane = out.reshape(out.size)
+    stride = out.shape[1]
+    for i in range(by):
+        idct_block_row(flat, i * bx * 64, bx, qt, ws, plane, i * 8 * stride, stride)
+
+
+def idct_plane(coefs: np.ndarray, qtable: np.ndarray) -> np.ndarray:
+    """The samples of a component's blocks: dequantize, islow IDCT, range limit.
+
+    Args:
+        coefs: ``[by, bx, 8, 8]`` (or ``[by, bx, 64]``) integer coefficients,
+            natural order (int16 as libjpeg's JCOEF, or int32).
+        qtable: ``[64]`` or ``[8, 8]`` natural-order table, 1..65535.
+
+    Returns:
+        ``[by * 8, bx * 8]`` uint8 samples.
+    """
+    by, bx = coefs.shape[:2]
+    flat = np.ascontiguousarray(coefs).reshape(by, bx, 64)
+    if flat.dtype != np.int16:
+        flat = flat.astype(np.int32, copy=False)
+    out = np.empty((by * 8, bx * 8), dtype=np.uint8)
+    idct_blocks(flat, np.ascontiguousarray(qtable, dtype=np.int32).reshape(64), out)
+    return out
