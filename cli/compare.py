@@ -37,7 +37,7 @@ from ._files import OutputFiles
 from ._images import read_image
 
 # Repeated from jpegtorch.compare so that --help imports nothing heavy.
-REFERENCES = ("opencv", "pillow", "libjpeg")
+REFERENCES = ("opencv", "pillow", "libjpeg", "mozjpeg")
 DEFAULT_QUALITIES = "10,30,50,70,90"
 IMAGE_SUFFIXES = {".png", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp", ".jpg",
                   ".jpeg", ".gif"}
@@ -137,9 +137,10 @@ class CompareTask(Task):
 @click.option("-r", "--ref", "refs", multiple=True, callback=_references, metavar="NAME",
               shell_complete=lambda ctx, param, incomplete: [
                   r for r in REFERENCES if r.startswith(incomplete)],
-              help="Reference: opencv (cv2.imencode/imdecode), pillow, or libjpeg "
-                   "(cjpeg/djpeg). Repeat or comma-separate for several; the first is the "
-                   "BD-rate baseline.  [default: pillow]")
+              help="Reference: opencv (cv2.imencode/imdecode), pillow, libjpeg "
+                   "(cjpeg/djpeg), or mozjpeg (its cjpeg, with its defaults). Repeat or "
+                   "comma-separate for several; the first is the BD-rate baseline.  "
+                   "[default: pillow]")
 @click.option("-q", "--quality", "quality_text", default=DEFAULT_QUALITIES, show_default=True,
               metavar="LIST",
               help="JPEG qualities: a list (10,50,90) or a range start:stop:step (5:95:5, "
@@ -147,6 +148,14 @@ class CompareTask(Task):
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True, help="Chroma subsampling (all codecs).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (all codecs).")
+@click.option("--progressive", is_flag=True,
+              help="Progressive files (libjpeg's default progression) from jpegtorch, pillow, "
+                   "opencv and libjpeg; mozjpeg is progressive anyway.")
+@click.option("--mozjpeg", "mozjpeg_path", metavar="PATH",
+              help="mozjpeg's cjpeg (or its folder) for --ref mozjpeg.  [default: a mozjpeg "
+                   "cjpeg on the PATH]")
+@click.option("--mozjpeg-args", metavar="ARGS", default="",
+              help="Extra cjpeg switches for mozjpeg, e.g. '-tune-psnr' or '-baseline'.")
 @click.option("--tables", metavar="FILE|PRESET", shell_complete=complete_tables,
               help="Base quantization tables (a cjpeg -qtables file or a preset: annex-k, "
                    "tuned-psnr, tuned-ssim), scaled by quality. pillow and libjpeg use them "
@@ -183,12 +192,13 @@ class CompareTask(Task):
 @quiet_debug_options
 @handle_errors
 def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsampling: str,
-            optimize: bool, tables: str | None, codecs: tuple[str, ...],
+            optimize: bool, progressive: bool, mozjpeg_path: str | None, mozjpeg_args: str,
+            tables: str | None, codecs: tuple[str, ...],
             level_text: str | None, model: str | None, fmt: str, output: str,
             plot: str | None, save: str | None, repeat: int, threads: int | None,
             max_pixels: int, force: bool, no_clobber: bool, recursive: bool,
             files_from: str | None, null: bool, jobs: int, quiet: bool, debug: bool) -> None:
-    """Compare jpegtorch with OpenCV, Pillow and libjpeg on images.
+    """Compare jpegtorch with OpenCV, Pillow, libjpeg and mozjpeg on images.
 
     For each image, quality and codec: file size (bytes, bpp), PSNR (RGB),
     PSNR-Y, SSIM, MS-SSIM (images over 160 pixels a side), encode and decode
@@ -205,6 +215,7 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
       jtorch compare photo.png --ref opencv,pillow,libjpeg -q 5:95:5 --plot rd.png
       jtorch compare photos/ -q 10,50,90 -F json -j 0 | jq '.[] | select(.codec=="opencv")'
       jtorch compare photo.png --tables tuned-psnr --ref opencv --save out/cmp
+      jtorch compare photos/ --ref mozjpeg --mozjpeg ~/mozjpeg/cjpeg -q 30:90:10
     """
     qualities = _qualities(quality_text, "--quality", 1, 100)
     levels = _qualities(level_text, "--levels", 1, 255) if level_text else None
@@ -246,7 +257,17 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
         except lib.MissingDependency as exc:
             raise CliError(str(exc)) from None
 
-    settings = lib.JPEGSettings(subsampling=subsampling, optimize=optimize, tables=base_tables)
+    import shlex
+
+    try:
+        extra = tuple(shlex.split(mozjpeg_args))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mozjpeg-args") from None
+    if (mozjpeg_path or extra) and "mozjpeg" not in refs:
+        raise click.UsageError("--mozjpeg and --mozjpeg-args apply to --ref mozjpeg")
+    settings = lib.JPEGSettings(subsampling=subsampling, optimize=optimize, tables=base_tables,
+                                progressive=progressive, mozjpeg=mozjpeg_path,
+                                mozjpeg_args=extra)
     task = CompareTask(refs=refs, codecs=codecs, qualities=qualities, levels=levels,
                        settings=settings, model=model, repeat=repeat, threads=threads,
                        max_pixels=max_pixels, quiet=quiet)

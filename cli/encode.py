@@ -86,7 +86,16 @@ class EncodeTask(Task):
     tune: str | None = None
     strip: bool = False
     auto_orient: bool = False
+    progressive: bool = False
+    scans: Any = None  # a scan script (tuple of formats.scans.Scan) or None
+    restart_rows: int = 0
+    force_baseline: bool = True
     label: str = "encoded"
+
+    def layout_options(self) -> dict[str, Any]:
+        """The writer's file-layout keywords (progression, restarts, tables' precision)."""
+        return {"progressive": self.progressive, "scans": self.scans,
+                "restart_rows": self.restart_rows, "force_baseline": self.force_baseline}
 
     def prepare(self) -> None:
         import jpegtorch.formats.jfif_writer  # noqa: F401  (numba kernels; no torch)
@@ -120,7 +129,7 @@ class EncodeTask(Task):
                 jpeg = encode_array(array, self.quality, layout="CHW",
                                     subsampling=self.subsampling, optimize=self.optimize,
                                     restart_interval=self.restart, tables=self.tables,
-                                    metadata=meta)
+                                    metadata=meta, **self.layout_options())
             else:
                 image, read_rows, channels = image_rows(im, name=item.name, warn=warn)
                 meta = fit_metadata(meta, name=item.name, strip=self.strip,
@@ -130,7 +139,7 @@ class EncodeTask(Task):
                                    self.quality, subsampling=self.subsampling,
                                    optimize=self.optimize, restart_interval=self.restart,
                                    tables=self.tables, grayscale=self.grayscale,
-                                   metadata=meta)
+                                   metadata=meta, **self.layout_options())
                 image.close()
         assert item.output is not None
         files.write(item.output, jpeg)
@@ -164,7 +173,7 @@ class EncodeTask(Task):
             jpeg = encode_array(array, self.quality, layout="CHW",
                                 subsampling=self.subsampling, optimize=self.optimize,
                                 restart_interval=self.restart, tables=self.tables,
-                                metadata=meta)
+                                metadata=meta, **self.layout_options())
         assert item.output is not None
         files.write(item.output, jpeg)
         outcome.bytes_out = len(jpeg)
@@ -314,7 +323,20 @@ class RecompressTask(Task):
 @click.option("--grayscale", is_flag=True, help="Write a grayscale JPEG (libjpeg's luma).")
 @click.option("--optimize", is_flag=True, help="Optimal Huffman tables (smaller files).")
 @click.option("--restart", type=click.IntRange(0, 65535), default=0, metavar="N",
-              help="Restart marker every N MCUs (0 = none).")
+              help="Restart marker every N MCUs (0 = none; cjpeg -restart NB).")
+@click.option("--restart-rows", type=click.IntRange(0, 65535), default=0, metavar="N",
+              help="Restart marker every N MCU rows (cjpeg -restart N, Pillow "
+                   "restart_marker_rows).")
+@click.option("--force-baseline/--no-force-baseline", default=True, show_default=True,
+              help="Clamp quality-scaled tables to 8 bits (Pillow, cjpeg -baseline); "
+                   "--no-force-baseline keeps entries up to 32767 at low quality (16-bit "
+                   "tables, as plain cjpeg).")
+@click.option("--progressive", is_flag=True,
+              help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
+                   "tables per scan (cjpeg -progressive, Pillow progressive=True).")
+@click.option("--scans", "scans_file", metavar="FILE",
+              help="Scan script in cjpeg's -scans format ('0,1,2: 0-0, 0, 1;' ...); as in "
+                   "cjpeg it makes the file progressive unless its first scan is 0-63.")
 @click.option("--tables", metavar="FILE|PRESET", shell_complete=complete_tables,
               help="Base quantization tables: a cjpeg -qtables file or a preset: annex-k "
                    "(the standard tables), tuned-psnr, tuned-ssim (trained by jtorch; "
@@ -335,15 +357,18 @@ class RecompressTask(Task):
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           tables: str | None, trellis: bool, tune: str | None, max_pixels: int,
+           restart_rows: int, force_baseline: bool, progressive: bool,
+           scans_file: str | None, tables: str | None, trellis: bool, tune: str | None,
+           max_pixels: int,
            strip: bool, auto_orient: bool, force: bool, no_clobber: bool,
            recursive: bool, files_from: str | None, null: bool, jobs: int,
            json_records: bool, quiet: bool, debug: bool) -> None:
-    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to baseline JPEG.
+    """Encode images (PNG, PPM/PGM, TIFF, BMP, WebP, JPEG, ...) to JPEG.
 
-    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline)
-    with the same settings (--trellis and --tune choose the quantized values
-    themselves: standard files, smaller at the same quality). Gray inputs give
+    The files are byte-identical to libjpeg-turbo's (Pillow, cjpeg -baseline,
+    cjpeg -progressive, cjpeg -scans) with the same settings (--trellis and
+    --tune choose the quantized values themselves: standard files, smaller at
+    the same quality). Gray inputs give
     gray JPEGs; alpha is dropped. Metadata is kept, like jpegtran -copy all:
     the EXIF (orientation as it is), ICC profile, XMP, comments and density
     of JPEG, PNG, TIFF and WebP inputs (--auto-orient turns the pixels
@@ -358,6 +383,7 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
       jtorch encode IMG_1234.jpg -o small.jpg -q 60 --auto-orient
       jtorch encode photos/ -o jpegs/ -j 0           # a folder, all cores
       jtorch encode -r photos/ -o jpegs/ --optimize  # the tree, mirrored
+      jtorch encode photo.png --progressive -o photo-progressive.jpg
       jtorch encode photo.png --tune psnr -q 75 -o photo-tuned.jpg
       find . -name '*.png' -print0 | jtorch encode --files-from - -0 -o out/
       cat photo.ppm | jtorch encode - -o - > photo.jpg
@@ -366,12 +392,16 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
     """
     if json_records and output == "-":
         raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
+    if restart and restart_rows:
+        raise click.UsageError("give --restart (MCUs) or --restart-rows, not both")
+    layout = {"--progressive": progressive, "--scans": scans_file is not None,
+              "--restart-rows": bool(restart_rows), "--no-force-baseline": not force_baseline}
     if codec == "recompress":
         options = {"-q/--quality": quality is not None, "--grayscale": grayscale,
                    "--optimize": optimize, "--restart": bool(restart),
                    "--tables": tables is not None, "--trellis": trellis, "--tune": bool(tune),
                    "--subsampling": subsampling != "4:2:0", "--strip": strip,
-                   "--auto-orient": auto_orient}
+                   "--auto-orient": auto_orient, **layout}
         used = [name for name, on in options.items() if on]
         if used:
             raise click.UsageError(f"{', '.join(used)} do not apply to --codec recompress "
@@ -384,7 +414,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         jpeg_only = [name for name, used in (("--optimize", optimize), ("--restart", restart),
                                              ("--tables", tables is not None),
                                              ("--trellis", trellis),
-                                             ("--tune", tune is not None)) if used]
+                                             ("--tune", tune is not None),
+                                             *layout.items()) if used]
         if jpeg_only:
             verb = "applies" if len(jpeg_only) == 1 else "apply"
             raise click.UsageError(f"{', '.join(jpeg_only)} {verb} to --codec jpeg only")
@@ -405,14 +436,28 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
 
         from jpegtorch.errors import JPEGError
 
+        if (trellis or tune) and any(layout.values()):
+            raise click.UsageError("--progressive, --scans, --restart-rows and "
+                                   "--no-force-baseline do not combine with --trellis or "
+                                   "--tune yet")
         try:
             base_tables = read_tables(tables) if tables is not None else None
         except JPEGError as exc:
             raise click.BadParameter(str(exc), param_hint="--tables") from None
+        scans = None
+        if scans_file is not None:
+            from jpegtorch.formats.scans import read_scan_script
+
+            try:
+                scans = read_scan_script(scans_file)
+            except JPEGError as exc:
+                raise click.BadParameter(str(exc), param_hint="--scans") from None
         task = EncodeTask(quality=75 if quality is None else quality, subsampling=subsampling,
                           grayscale=grayscale, optimize=optimize, restart=restart,
                           tables=base_tables, max_pixels=max_pixels, trellis=trellis,
-                          tune=tune, strip=strip, auto_orient=auto_orient)
+                          tune=tune, strip=strip, auto_orient=auto_orient,
+                          progressive=progressive, scans=scans, restart_rows=restart_rows,
+                          force_baseline=force_baseline)
         suffix = ".jpg"
 
     found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,

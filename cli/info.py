@@ -35,6 +35,20 @@ def _table_grid(values: tuple[int, ...]) -> list[str]:
     return ["      " + " ".join(f"{v:3d}" for v in values[r * 8 : r * 8 + 8]) for r in range(8)]
 
 
+def _scan_script(info: Any) -> str:
+    """The scans in cjpeg's ``-scans`` syntax (component indexes, not ids), so
+    that ``jtorch encode --scans`` / ``cjpeg -scans`` can reproduce them."""
+    index = {c.id: i for i, c in enumerate(info.components)}
+    entries = []
+    for s in info.scans:
+        comps = ",".join(str(index.get(c, c)) for c in s.components)
+        if (s.ss, s.se, s.ah, s.al) == (0, 63, 0, 0):
+            entries.append(f"{comps};")
+        else:
+            entries.append(f"{comps}: {s.ss}-{s.se}, {s.ah}, {s.al};")
+    return " ".join(entries)
+
+
 def metadata_record(data: bytes) -> dict[str, Any]:
     """The metadata of a JPEG file for ``info``: what :meth:`Metadata.describe` says,
     plus the number of APP2 segments the ICC profile takes."""
@@ -129,6 +143,8 @@ def format_info(name: str, info: Any, *, verbose: bool = False,
         lines.append(f"  segments:      {segs}")
     else:
         lines.append("  segments:      none")
+    if len(info.scans) > 1:
+        lines.append(f"  scan script:   {_scan_script(info)}")
     if verbose:
         for i, s in enumerate(info.scans):
             lines.append(f"    scan {i + 1}: components {','.join(map(str, s.components))} "

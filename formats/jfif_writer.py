@@ -25,6 +25,11 @@ first) rather than by a branch per coefficient. The coder keeps its state
 (bit buffer, DC predictors, restart counter) between calls, so a scan can be
 coded a band of MCU rows at a time.
 
+Progressive and other multi-scan files (``progressive=True``, ``scans=``)
+get the same headers and SOF2 (SOF0/SOF1 for a sequential script); their
+scans are coded by :mod:`jpegtorch.formats.progressive` (layout and rules
+there), the scan scripts live in :mod:`jpegtorch.formats.scans`.
+
 Two ways in: :func:`write_coefficients` codes a :class:`~jpegtorch.Coefficients`;
 :func:`encode_array` / :func:`encode_rows` (and :func:`encode_jpeg` on top) run
 the pipeline's compiled stages (:mod:`jpegtorch.kernels.encode`) and the coder
@@ -53,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from jpegtorch.coefficients import Coefficients
 
     from .metadata import Metadata
+    from .scans import ScansLike
 
 SUBSAMPLINGS = tuple(SUBSAMPLING)  # "4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's C_MAX_BLOCKS_IN_MCU (T.81 B.2.3)
@@ -463,14 +469,12 @@ def _dht(table_class: int, slot: int, table: HuffmanTable) -> bytes:
 # --------------------------------------------------------------------------- file
 
 
-def _file_bytes(*, color: str, size: tuple[int, int], sampling: Sequence[tuple[int, int]],
-                component_ids: Sequence[int], qtable_slots: Sequence[int],
-                slot_tables: dict[int, np.ndarray], coder: _ScanCoder,
-                restart_interval: int) -> bytes:
-    """The whole file: headers in libjpeg's order, the scan's data, EOI."""
+def _frame_header(*, color: str, size: tuple[int, int], sampling: Sequence[tuple[int, int]],
+                  component_ids: Sequence[int], qtable_slots: Sequence[int],
+                  slot_tables: dict[int, np.ndarray], sof_marker: int) -> list[bytes]:
+    """SOI, APP0 JFIF (APP14 Adobe for RGB), one DQT per slot, SOF: libjpeg's order."""
     height, width = size
     n = len(sampling)
-    sixteen_bit = any(int(t.max()) > 255 for t in slot_tables.values())
     parts = [b"\xff\xd8"]
     if color == "rgb":
         parts.append(_adobe_app14(color))
@@ -485,7 +489,45 @@ def _file_bytes(*, color: str, size: tuple[int, int], sampling: Sequence[tuple[i
     for c in range(n):
         h, v = sampling[c]
         sof += bytes((component_ids[c], h << 4 | v, qtable_slots[c]))
-    parts.append(_segment(0xC1 if sixteen_bit else 0xC0, bytes(sof)))
+    parts.append(_segment(sof_marker, bytes(sof)))
+    return parts
+
+
+def _multiscan_bytes(*, color: str, size: tuple[int, int], sampling: Sequence[tuple[int, int]],
+                     component_ids: Sequence[int], qtable_slots: Sequence[int],
+                     slot_tables: dict[int, np.ndarray], blocks: Sequence[np.ndarray],
+                     table_slots: Sequence[int], progressive: bool,
+                     scans: ScansLike | None, optimize: bool, restart_interval: int,
+                     restart_rows: int) -> bytes:
+    """A progressive (``scans`` None: libjpeg's default script) or scan-script
+    file: headers, the scans coded by :mod:`jpegtorch.formats.progressive`, EOI."""
+    from .progressive import encode_scans
+    from .scans import resolve_scans, simple_progression, validate_scans
+
+    n = len(sampling)
+    script = resolve_scans(scans) if scans is not None else simple_progression(n, color)
+    is_progressive = validate_scans(script, n)
+    body = encode_scans(blocks, sampling, size, component_ids, table_slots, script,
+                        optimize=optimize, restart_interval=restart_interval,
+                        restart_rows=restart_rows)
+    sixteen_bit = any(int(t.max()) > 255 for t in slot_tables.values())
+    marker = 0xC2 if is_progressive else 0xC1 if sixteen_bit else 0xC0
+    parts = _frame_header(color=color, size=size, sampling=sampling,
+                          component_ids=component_ids, qtable_slots=qtable_slots,
+                          slot_tables=slot_tables, sof_marker=marker)
+    return b"".join([*parts, body, b"\xff\xd9"])
+
+
+def _file_bytes(*, color: str, size: tuple[int, int], sampling: Sequence[tuple[int, int]],
+                component_ids: Sequence[int], qtable_slots: Sequence[int],
+                slot_tables: dict[int, np.ndarray], coder: _ScanCoder,
+                restart_interval: int) -> bytes:
+    """The whole file: headers in libjpeg's order, the scan's data, EOI."""
+    n = len(sampling)
+    sixteen_bit = any(int(t.max()) > 255 for t in slot_tables.values())
+    parts = _frame_header(color=color, size=size, sampling=sampling,
+                          component_ids=component_ids, qtable_slots=qtable_slots,
+                          slot_tables=slot_tables, sof_marker=0xC1 if sixteen_bit else 0xC0)
     sent_dc: set[int] = set()
     sent_ac: set[int] = set()
     for s in coder.slots:
@@ -522,12 +564,21 @@ def _table_slots(coefficients: Coefficients) -> tuple[int, ...]:
     return (0,) * coefficients.num_components
 
 
-def _check_restart(restart_interval: int) -> int:
+def _check_restart(restart_interval: int, name: str = "restart_interval",
+                   unit: str = "MCUs") -> int:
     if isinstance(restart_interval, bool) or not isinstance(restart_interval, (int, np.integer)):
-        raise JPEGError(f"restart_interval must be an int, got {type(restart_interval).__name__}")
+        raise JPEGError(f"{name} must be an int, got {type(restart_interval).__name__}")
     if not 0 <= int(restart_interval) <= 65535:
-        raise JPEGError(f"restart_interval must be 0..65535 MCUs, got {restart_interval}")
+        raise JPEGError(f"{name} must be 0..65535 {unit}, got {restart_interval}")
     return int(restart_interval)
+
+
+def _check_restarts(restart_interval: int, restart_rows: int) -> tuple[int, int]:
+    interval = _check_restart(restart_interval)
+    rows = _check_restart(restart_rows, "restart_rows", "MCU rows")
+    if interval and rows:
+        raise JPEGError("give restart_interval (MCUs) or restart_rows, not both")
+    return interval, rows
 
 
 def _blocks_as_arrays(blocks: Sequence[Tensor]) -> list[np.ndarray]:
@@ -557,8 +608,10 @@ def _blocks_as_arrays(blocks: Sequence[Tensor]) -> list[np.ndarray]:
 
 
 def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
-                       restart_interval: int = 0, metadata: Metadata | None = None) -> bytes:
-    """Write quantized coefficients as a baseline JFIF file.
+                       restart_interval: int = 0, progressive: bool = False,
+                       scans: ScansLike | None = None, restart_rows: int = 0,
+                       metadata: Metadata | None = None) -> bytes:
+    """Write quantized coefficients as a JFIF file (baseline, or progressive).
 
     Args:
         coefficients: a :class:`~jpegtorch.Coefficients` of batch size 1, from
@@ -571,7 +624,23 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
             "rgb" an Adobe APP14 (transform 0).
         optimize: build optimal Huffman tables for this image (libjpeg's
             ``optimize_coding``) instead of the Annex K tables.
-        restart_interval: MCUs between restart markers (0 = none), 0..65535.
+        restart_interval: MCUs between restart markers (0 = none), 0..65535;
+            in a multi-scan file, MCUs of each scan (a block in a
+            single-component scan).
+        progressive: write a progressive JPEG (SOF2) with libjpeg's
+            ``jpeg_simple_progression`` script and optimal Huffman tables per
+            scan (what ``cjpeg -progressive`` and Pillow's
+            ``progressive=True`` write; ``optimize`` changes nothing then).
+        scans: a scan script instead of the default progression: a list of
+            :class:`~jpegtorch.formats.scans.Scan` (or ``(components, ss, se,
+            ah, al)`` tuples) or the path of a cjpeg ``-scans`` file. As in
+            cjpeg, it overrides ``progressive`` and decides by itself: a
+            first scan other than 0-63 makes the file progressive, otherwise
+            it is sequential with one scan per entry (``cjpeg -scans``).
+        restart_rows: instead of ``restart_interval``, restart markers every
+            this many MCU rows (libjpeg's ``restart_in_rows``: ``cjpeg
+            -restart N``, Pillow's ``restart_marker_rows``), 0..65535; the
+            interval is ``rows x MCUs per row`` of each scan, capped at 65535.
         metadata: EXIF, ICC profile, XMP, comments, density and other APPn
             segments to write after the JFIF/Adobe header
             (:class:`jpegtorch.formats.metadata.Metadata`, e.g. from
@@ -581,11 +650,12 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
         The bytes of the JPEG file.
 
     Raises:
-        JPEGError: the coefficients cannot be written as a baseline JPEG.
+        JPEGError: the coefficients cannot be written as such a JPEG, or an
+            invalid scan script.
     """
     import torch
 
-    restart_interval = _check_restart(restart_interval)
+    restart_interval, restart_rows = _check_restarts(restart_interval, restart_rows)
     n = coefficients.num_components
     if coefficients.batch_size != 1:
         raise JPEGError(
@@ -628,6 +698,13 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
 
     # Block layout of the scan.
     blocks = _blocks_as_arrays(coefficients.blocks)
+    if progressive or scans is not None:  # a multi-scan file: formats/progressive.py
+        return _with_metadata(_multiscan_bytes(
+            color=coefficients.color, size=(height, width), sampling=coefficients.sampling,
+            component_ids=coefficients.component_ids, qtable_slots=coefficients.qtable_slots,
+            slot_tables=slot_tables, blocks=blocks, table_slots=_table_slots(coefficients),
+            progressive=progressive, scans=scans, optimize=optimize,
+            restart_interval=restart_interval, restart_rows=restart_rows), metadata)
     mcu_rows, mcu_cols = coefficients.mcu_grid
     for c, b in enumerate(blocks):
         h, v = coefficients.sampling[c]
@@ -643,6 +720,8 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     else:
         mcu_rows, mcu_cols = coefficients.component_blocks(0)
         hs = vs = np.ones(1, dtype=np.int64)
+    if restart_rows:  # libjpeg's restart_in_rows (jcmaster.c per_scan_setup)
+        restart_interval = min(restart_rows * mcu_cols, 65535)
     row_stride = np.array([b.shape[2] for b in blocks], dtype=np.int64)
     coder = _ScanCoder(hs, vs, _table_slots(coefficients), mcu_cols, restart_interval,
                        _capacity(mcu_rows * mcu_cols * int((hs * vs).sum())))
@@ -743,7 +822,9 @@ KEEP_COEFFICIENTS_BYTES = 64 << 20
 def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, int],
                 channels: int, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0, tables: object = None,
-                grayscale: bool = False, metadata: Metadata | None = None) -> bytes:
+                grayscale: bool = False, progressive: bool = False,
+                scans: ScansLike | None = None, restart_rows: int = 0,
+                force_baseline: bool = True, metadata: Metadata | None = None) -> bytes:
     """Encode an image delivered in strips of rows (the streaming encoder).
 
     The pipeline's compiled stages (:mod:`jpegtorch.kernels`) and the entropy
@@ -760,7 +841,9 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
         size: ``(height, width)``, each 1..65535.
         channels: 1 (gray) or 3 (RGB).
         quality, subsampling, optimize, restart_interval, tables, grayscale,
-        metadata: as for :func:`encode_array`.
+        progressive, scans, restart_rows, force_baseline, metadata: as for
+            :func:`encode_array`. A progressive or scan-script file keeps the
+            whole image's coefficients (int16) for its scans.
 
     Returns:
         The JPEG file's bytes.
@@ -775,9 +858,11 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
         raise JPEGError(f"images have 1 or 3 channels, got {channels}")
     quality = _check_quality(quality)
     sampling = _check_subsampling(subsampling)
-    restart_interval = _check_restart(restart_interval)
+    restart_interval, restart_rows = _check_restarts(restart_interval, restart_rows)
     _check_metadata(metadata)
-    scaled = scaled_tables(quality, base_tables(tables))  # [2, 64] int32
+    scaled = scaled_tables(quality, base_tables(tables),
+                           force_baseline=bool(force_baseline))  # [2, 64] int32
+    multiscan = bool(progressive) or scans is not None
     gray = channels == 1 or grayscale
     if gray:
         sampling = ((1, 1),)
@@ -790,7 +875,10 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
     grids = [geometry.grid(c) for c in range(ncomp)]
     mcu_rows = geometry.mcu_rows
     group = 8 * geometry.vmax  # image rows per MCU row
-    keep = optimize and sum(by * bx for by, bx in grids) * 128 <= KEEP_COEFFICIENTS_BYTES
+    keep = multiscan or (
+        optimize and sum(by * bx for by, bx in grids) * 128 <= KEEP_COEFFICIENTS_BYTES)
+    if restart_rows:  # libjpeg's restart_in_rows (jcmaster.c per_scan_setup)
+        restart_interval = min(restart_rows * geometry.mcu_cols, 65535)
     band = max(1, min(mcu_rows, BAND_PIXELS // (group * width)))
     per_row = [by // mcu_rows for by, _ in grids]  # block rows per MCU row
     # blocks with their AC masks (made by the quantizer, read by the entropy coder)
@@ -825,6 +913,16 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
             yield row0, row1, blocks, (masks, moff)
 
     all_masks = (masks, np.array([sum(mask_counts[:c]) for c in range(ncomp)], dtype=np.int64))
+    if multiscan:  # every coefficient first, then the scans (formats/progressive.py)
+        for _ in bands():
+            pass
+        return _with_metadata(_multiscan_bytes(
+            color="gray" if gray else "ycbcr", size=(height, width), sampling=sampling,
+            component_ids=tuple(range(1, ncomp + 1)), qtable_slots=qtable_slots,
+            slot_tables={s: scaled[s] for s in qtable_slots}, blocks=buffers,
+            table_slots=qtable_slots, progressive=progressive, scans=scans,
+            optimize=optimize, restart_interval=0 if restart_rows else restart_interval,
+            restart_rows=restart_rows), metadata)
     if optimize:
         for row0, row1, blocks, band_masks in bands():
             coder.gather(blocks, row_stride, row0, row1, band_masks)
@@ -846,8 +944,10 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
 def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
                  subsampling: str = "4:2:0", optimize: bool = False,
                  restart_interval: int = 0, tables: object = None,
-                 grayscale: bool = False, metadata: Metadata | None = None) -> bytes:
-    """Encode a numpy image to a baseline JFIF file, byte-identical to libjpeg-turbo.
+                 grayscale: bool = False, progressive: bool = False,
+                 scans: ScansLike | None = None, restart_rows: int = 0,
+                 force_baseline: bool = True, metadata: Metadata | None = None) -> bytes:
+    """Encode a numpy image to a JFIF file, byte-identical to libjpeg-turbo.
 
     The torch-free codec path: the pipeline's compiled stages
     (:mod:`jpegtorch.kernels`) and the entropy coder run band by band (see
@@ -867,12 +967,28 @@ def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
             name; scaled by quality and clamped to 1..255 as libjpeg does.
         grayscale: write a gray JPEG of an RGB image (libjpeg's luma, as
             ``cjpeg -grayscale``).
+        progressive: a progressive JPEG (SOF2): libjpeg's default progression
+            with optimal Huffman tables per scan (see
+            :func:`write_coefficients`).
+        scans: a scan script (a list of
+            :class:`~jpegtorch.formats.scans.Scan` or a cjpeg ``-scans``
+            file path) instead of the default progression; it decides
+            between progressive and multi-scan sequential, as in cjpeg.
+        restart_rows: instead of ``restart_interval``, restart markers every
+            this many MCU rows (libjpeg's ``restart_in_rows``: Pillow's
+            ``restart_marker_rows``, ``cjpeg -restart N``).
+        force_baseline: clamp the quality-scaled tables to 1..255 (libjpeg's
+            ``force_baseline``: Pillow, ``cjpeg -baseline``). False keeps
+            entries up to 32767 as plain ``cjpeg`` does at low quality:
+            16-bit DQT, so SOF1 for a sequential file (SOF2 progressive).
         metadata: a :class:`jpegtorch.formats.metadata.Metadata` (EXIF, ICC,
             XMP, comments, density, other APPn segments) written after the
             JFIF header as Pillow does; None = libjpeg-turbo's bytes.
 
     Returns:
-        The JPEG file's bytes (what ``cjpeg -baseline`` and Pillow write).
+        The JPEG file's bytes (what ``cjpeg -baseline`` and Pillow write;
+        ``cjpeg -progressive`` / ``-scans FILE`` and Pillow's
+        ``progressive=True`` with those options).
 
     Raises:
         JPEGError: invalid arguments or an image JPEG cannot hold.
@@ -895,18 +1011,21 @@ def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
     return encode_rows(lambda y0, y1: hwc[y0:y1], (height, width), channels, quality,
                        subsampling=subsampling, optimize=optimize,
                        restart_interval=restart_interval, tables=tables, grayscale=grayscale,
-                       metadata=metadata)
+                       progressive=progressive, scans=scans, restart_rows=restart_rows,
+                       force_baseline=force_baseline, metadata=metadata)
 
 
 def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
                 tables: Tensor | str | os.PathLike[str] | None = None,
                 trellis: bool = False, tune: str | None = None,
+                progressive: bool = False, scans: ScansLike | None = None,
+                restart_rows: int = 0, force_baseline: bool = True,
                 metadata: Metadata | None = None, exif: bytes | None = None,
                 icc_profile: bytes | None = None, xmp: bytes | str | None = None,
                 comment: bytes | str | None = None,
                 dpi: tuple[float, float] | None = None) -> bytes:
-    """Encode an image to a baseline JFIF file, byte-identical to libjpeg-turbo.
+    """Encode an image to a JFIF file, byte-identical to libjpeg-turbo.
 
     Runs the pipeline's compiled stages band by band (see :func:`encode_array`,
     which this wraps without copying the image). With ``trellis`` or ``tune``
@@ -935,6 +1054,9 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         tune: None, "psnr" or "ssim": the best file for that metric at the
             trade-off ``quality`` sets (per-image choices; default tables
             the ``tuned-psnr`` / ``tuned-ssim`` presets; implies ``trellis``).
+        progressive, scans, restart_rows, force_baseline: as for
+            :func:`encode_array` (progressive output, a scan script, restart
+            markers every N MCU rows, 16-bit tables as plain cjpeg).
         metadata: a :class:`jpegtorch.formats.metadata.Metadata` to carry
             (e.g. ``read_jpeg_metadata(original)``: EXIF, ICC, XMP, comments,
             density and other APPn segments, like ``jpegtran -copy all``).
@@ -944,9 +1066,10 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
 
     Returns:
         The JPEG file's bytes: what Pillow's ``Image.save(..., "JPEG",
-        quality=, subsampling=, optimize=, restart_marker_blocks=, exif=,
-        icc_profile=, xmp=, comment=, dpi=)`` and (without metadata)
-        ``cjpeg -baseline`` write.
+        quality=, subsampling=, optimize=, restart_marker_blocks=,
+        restart_marker_rows=, progressive=, exif=, icc_profile=, xmp=, comment=,
+        dpi=)`` and (without metadata) ``cjpeg -baseline`` (``-progressive``,
+        ``-scans FILE``, ``-restart N``) write.
 
     Raises:
         JPEGError: invalid arguments or an image JPEG cannot hold.
@@ -970,12 +1093,17 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         _check_quality(quality)
         _check_subsampling(subsampling)
         _check_restart(restart_interval)
+        if progressive or scans is not None or restart_rows or not force_baseline:
+            raise JPEGError("progressive, scans, restart_rows and force_baseline=False are "
+                            "not available with trellis or tune yet")
         return _with_metadata(
             encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
                              tune=tune, restart_interval=restart_interval), extra)
     return encode_array(image.detach().cpu().numpy(), quality, layout="CHW",
                         subsampling=subsampling, optimize=bool(optimize),
-                        restart_interval=restart_interval, tables=tables, metadata=extra)
+                        restart_interval=restart_interval, tables=tables,
+                        progressive=bool(progressive), scans=scans, restart_rows=restart_rows,
+                        force_baseline=bool(force_baseline), metadata=extra)
 
 
 __all__: Sequence[str] = (

@@ -66,7 +66,7 @@ class _StraightPixels(torch.autograd.Function):
 
 def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4:2:0",
            tables: Tensor | None = None, mode: str = "ste",
-           color_matrix: Tensor | None = None) -> Coefficients:
+           color_matrix: Tensor | None = None, force_baseline: bool = True) -> Coefficients:
     """Encode images to quantized DCT coefficients, exactly as libjpeg-turbo does.
 
     Args:
@@ -83,6 +83,9 @@ def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4
         mode: "hard", "ste", "soft" or "ste-quant" (see :mod:`jpegtorch._arith`).
             uint8 images are always coded exactly.
         color_matrix: ``[3, 3]`` RGB->YCbCr matrix (default JFIF's); learnable.
+        force_baseline: quality-scaled tables clamped to 1..255 (libjpeg's
+            ``force_baseline``, Pillow, ``cjpeg -baseline``); False keeps
+            libjpeg's 1..32767 (plain ``cjpeg`` at low quality).
 
     Returns:
         :class:`Coefficients` with int32 blocks for uint8 images, else blocks in
@@ -95,12 +98,12 @@ def encode(image: Tensor, quality: float | Tensor = 75, *, subsampling: str = "4
     # hard mode has no gradient through rounding: skip autograd altogether
     with torch.set_grad_enabled(torch.is_grad_enabled() and mode != "hard"):
         if mode == "hard" and image.device.type == "cpu" and color_matrix is None:
-            return _encode_compiled(image, quality, subsampling, tables)
-        return _encode(image, quality, subsampling, tables, mode, color_matrix)
+            return _encode_compiled(image, quality, subsampling, tables, force_baseline)
+        return _encode(image, quality, subsampling, tables, mode, color_matrix, force_baseline)
 
 
 def _encode_compiled(image: Tensor, quality: float | Tensor, subsampling: str,
-                     tables: Tensor | None) -> Coefficients:
+                     tables: Tensor | None, force_baseline: bool = True) -> Coefficients:
     """Hard mode on the CPU: the same stages, run by the compiled kernels
     (:mod:`jpegtorch.kernels`) MCU row by MCU row. Identical results to
     :func:`_encode` (tests prove it), several times faster and without
@@ -111,7 +114,8 @@ def _encode_compiled(image: Tensor, quality: float | Tensor, subsampling: str,
     x = image if image.dim() == 4 else image[None]
     n, channels, height, width = x.shape
     dtype = work_dtype("hard", x.dtype)
-    qt = quality_to_tables(quality, tables, mode="hard", dtype=dtype, device=x.device)
+    qt = quality_to_tables(quality, tables, mode="hard", dtype=dtype, device=x.device,
+                           force_baseline=force_baseline)
     if qt.shape[0] not in (1, n):
         raise ValueError(f"quality/tables have batch size {qt.shape[0]}, images have {n}")
     if channels == 3:
@@ -121,7 +125,7 @@ def _encode_compiled(image: Tensor, quality: float | Tensor, subsampling: str,
         sampling = ((1, 1),)
         color = "gray"
     slots = tuple(0 if c == 0 else 1 for c in range(len(sampling)))
-    component_tables = qt[:, list(slots)]  # [1 or N, C, 8, 8], integers 1..255
+    component_tables = qt[:, list(slots)]  # [1 or N, C, 8, 8], integers 1..255 (32767)
     pixels = x if integer_io else _quantize_pixels(x.to(dtype)).to(torch.uint8)
     blocks = encode_coefficients(
         pixels.numpy().transpose(0, 2, 3, 1), sampling,
@@ -140,12 +144,14 @@ def _encode_compiled(image: Tensor, quality: float | Tensor, subsampling: str,
 
 
 def _encode(image: Tensor, quality: float | Tensor, subsampling: str, tables: Tensor | None,
-            mode: str, color_matrix: Tensor | None) -> Coefficients:
+            mode: str, color_matrix: Tensor | None,
+            force_baseline: bool = True) -> Coefficients:
     integer_io = image.dtype == torch.uint8
     x = image if image.dim() == 4 else image[None]
     n, channels, height, width = x.shape
     dtype = work_dtype(mode, x.dtype)
-    qt = quality_to_tables(quality, tables, mode=mode, dtype=dtype, device=x.device)
+    qt = quality_to_tables(quality, tables, mode=mode, dtype=dtype, device=x.device,
+                           force_baseline=force_baseline)
     if qt.shape[0] not in (1, n):
         raise ValueError(f"quality/tables have batch size {qt.shape[0]}, images have {n}")
     qt = qt.expand(n, 2, 8, 8)

@@ -1,10 +1,12 @@
 """Stage: quantization tables (Annex K, IJG quality scaling) and quantization.
 
 Quality scaling is libjpeg's ``jpeg_quality_scaling`` + ``jpeg_add_quant_table``
-with ``force_baseline``::
+with ``force_baseline`` (the default, as Pillow and ``cjpeg -baseline``)::
 
     scale = 5000 // q  if q < 50  else  200 - 2 q
     entry = clamp((base * scale + 50) // 100, 1, 255)
+
+(without ``force_baseline``, as plain ``cjpeg``: clamped to 1..32767 instead).
 
 Quantization is libjpeg's: the FDCT output ``t`` (scaled by 8) is divided by
 ``8 q`` and rounded half away from zero.
@@ -45,7 +47,8 @@ def check_quality(quality: float | Tensor) -> None:
 
 def quality_to_tables(quality: float | Tensor, tables: Tensor | None = None, *,
                       mode: str = "hard", dtype: torch.dtype = torch.float64,
-                      device: torch.device | str | None = None) -> Tensor:
+                      device: torch.device | str | None = None,
+                      force_baseline: bool = True) -> Tensor:
     """Quality-scaled quantization tables, as libjpeg computes them.
 
     Args:
@@ -56,10 +59,13 @@ def quality_to_tables(quality: float | Tensor, tables: Tensor | None = None, *,
             natural order; None for Annex K. May require grad.
         mode: arithmetic mode: exact integer tables in ``hard``/``ste``
             (straight-through gradients in ``ste``), real-valued otherwise.
+        force_baseline: clamp to 1..255 (libjpeg's ``force_baseline``, as
+            Pillow and ``cjpeg -baseline``); False clamps to 1..32767 as plain
+            ``cjpeg`` does (16-bit tables at low quality).
 
     Returns:
         ``[N, 2, 8, 8]`` tables (``N = 1`` for a scalar quality and ``[2,8,8]``
-        tables), values 1..255, in ``dtype``.
+        tables), values 1..255 (1..32767), in ``dtype``.
     """
     check_quality(quality)
     if tables is None:
@@ -85,7 +91,7 @@ def quality_to_tables(quality: float | Tensor, tables: Tensor | None = None, *,
         scaled = combine(exact, raw / 100.0, mode)
     else:
         scaled = base * surrogate_scale / 100.0
-    return clamp(scaled, 1.0, 255.0, mode)
+    return clamp(scaled, 1.0, 255.0 if force_baseline else 32767.0, mode)
 
 
 def quantize(coefficients: Tensor, table: Tensor, mode: str) -> Tensor:

@@ -457,3 +457,22 @@ def test_metadata_paths_do_not_import_torch(tmp_path: Path) -> None:
         c for c in theirs if c[0] not in (b"IDAT",)]
     assert [c[0] for c in ours[1:5]] == [b"iCCP", b"iTXt", b"pHYs", b"eXIf"]
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), decoded)
+
+
+def test_progressive_keeps_metadata_as_pillow(tmp_path: Path) -> None:
+    """--progressive (the multi-scan writer) carries EXIF/ICC/XMP like the
+    sequential one: the bytes of Pillow's save(progressive=True, exif=, ...)."""
+    array = synthetic(40, 64, seed=13)
+    source = tmp_path / "phone.jpg"
+    source.write_bytes(phone_jpeg(array))
+    result = invoke("encode", str(source), "--progressive", "-o", str(tmp_path / "p.jpg"))
+    assert result.exit_code == 0, result.output
+    decoded = np.asarray(Image.open(source))
+    original = md.read_jpeg_metadata(source.read_bytes())
+    assert (tmp_path / "p.jpg").read_bytes() == pillow_jpeg(
+        decoded, 75, progressive=True, exif=b"Exif\0\0" + original.exif,
+        icc_profile=srgb_profile(), xmp=XMP)
+    result = invoke("encode", str(source), "--progressive", "--strip", "-o",
+                    str(tmp_path / "s.jpg"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s.jpg").read_bytes() == pillow_jpeg(decoded, 75, progressive=True)

@@ -25,9 +25,11 @@ encodes, decodes and measures:
 
 References: ``opencv`` (``cv2.imencode`` / ``cv2.imdecode``), ``pillow``
 (``Image.save`` / ``Image.open``) and ``libjpeg`` (the ``cjpeg -baseline`` /
-``djpeg`` programs of libjpeg-turbo). All three use libjpeg-turbo's defaults
-(islow DCT, fancy upsampling) and, with the same settings, write the same
-files as jpegtorch. A missing one raises :class:`MissingDependency`, whose
+``djpeg`` programs of libjpeg-turbo) use libjpeg-turbo's defaults (islow DCT,
+fancy upsampling) and, with the same settings, write the same files as
+jpegtorch. ``mozjpeg`` (mozjpeg's ``cjpeg`` with its own defaults: trellis
+quantization, progressive scans searched per image) is the reference for file
+size at equal quality. A missing one raises :class:`MissingDependency`, whose
 message names what to install.
 
 The package, by concern:
@@ -48,9 +50,12 @@ from .codecs import (
     JpegtorchCodec,
     LearnedCodec,
     LibjpegCodec,
+    MozjpegCodec,
     OpenCVCodec,
     PillowCodec,
     check_reference,
+    cjpeg_version,
+    find_mozjpeg,
     make_reference,
     parse_pnm,
 )
@@ -90,11 +95,11 @@ from .visual import (
 
 __all__ = [
     "CODECS", "COLUMNS", "CROP", "DEFAULT_QUALITIES", "DIFF_GAIN", "INSTALL_HINTS", "LEARNED",
-    "MIN_BD_POINTS", "OURS", "PLOT_FORMATS", "REFERENCES", "SSIM_MIN_SIZE", "SUBSAMPLINGS",
-    "ZOOM", "Codec", "CodecFailure", "Comparison", "JPEGSettings", "JpegtorchCodec",
-    "LearnedCodec", "LibjpegCodec", "MissingDependency", "OpenCVCodec", "PillowCodec",
-    "Record", "bd_rates", "check_plotting", "check_reference", "format_report",
-    "format_table", "image_metrics", "luma", "make_reference", "parse_pnm",
-    "parse_qualities", "plot_rd", "psnr", "rd_curves", "save_outputs", "side_by_side",
-    "summarize", "to_csv", "to_json", "unique_names",
+    "MIN_BD_POINTS", "OURS", "PLOT_FORMATS", "REFERENCES", "SSIM_MIN_SIZE", "SUBSAMPLINGS", "ZOOM",
+    "Codec", "CodecFailure", "Comparison", "JPEGSettings", "JpegtorchCodec", "LearnedCodec",
+    "LibjpegCodec", "MissingDependency", "MozjpegCodec", "OpenCVCodec", "PillowCodec", "Record",
+    "bd_rates", "check_plotting", "check_reference", "cjpeg_version", "find_mozjpeg",
+    "format_report", "format_table", "image_metrics", "luma", "make_reference", "parse_pnm",
+    "parse_qualities", "plot_rd", "psnr", "rd_curves", "save_outputs", "side_by_side", "summarize",
+    "to_csv", "to_json", "unique_names",
 ]

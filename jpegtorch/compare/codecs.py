@@ -3,14 +3,17 @@
 Each adapter turns an ``[H, W, C]`` uint8 image into its input (``prepare``,
 untimed), encodes it (``encode``) and decodes the file (``decode``, uint8
 ``[H, W, C]``). References: ``opencv`` (``cv2.imencode`` / ``cv2.imdecode``),
-``pillow`` (``Image.save`` / ``Image.open``) and ``libjpeg`` (the ``cjpeg
--baseline`` / ``djpeg`` programs of libjpeg-turbo). A missing one raises
+``pillow`` (``Image.save`` / ``Image.open``), ``libjpeg`` (the ``cjpeg
+-baseline`` / ``djpeg`` programs of libjpeg-turbo) and ``mozjpeg`` (mozjpeg's
+``cjpeg`` with its defaults; decoded by the ``djpeg`` beside it, else by
+Pillow). A missing one raises
 :class:`~jpegtorch.compare.records.MissingDependency` naming what to install.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -80,7 +83,8 @@ class JpegtorchCodec(Codec):
     def encode(self, prepared: Any, quality: int) -> bytes:
         s = self.settings
         return self._jpegtorch.encode_jpeg(prepared, quality, subsampling=s.subsampling,
-                                           optimize=s.optimize, tables=self._tables)
+                                           optimize=s.optimize, tables=self._tables,
+                                           progressive=s.progressive)
 
     def decode(self, data: bytes) -> np.ndarray:
         return _as_hwc(self._jpegtorch.decode_jpeg(data))
@@ -140,7 +144,8 @@ class PillowCodec(Codec):
 
     def encode(self, prepared: Any, quality: int) -> bytes:
         s = self.settings
-        options: dict[str, Any] = {"quality": quality, "optimize": s.optimize}
+        options: dict[str, Any] = {"quality": quality, "optimize": s.optimize,
+                                   "progressive": s.progressive}
         if prepared.mode == "RGB":
             options["subsampling"] = _PILLOW_SAMPLING[s.subsampling]
         if s.tables is not None:
@@ -175,7 +180,8 @@ class OpenCVCodec(Codec):
     def encode(self, prepared: Any, quality: int) -> bytes:
         cv2 = self._cv2
         params = [cv2.IMWRITE_JPEG_QUALITY, quality,
-                  cv2.IMWRITE_JPEG_OPTIMIZE, int(self.settings.optimize)]
+                  cv2.IMWRITE_JPEG_OPTIMIZE, int(self.settings.optimize),
+                  cv2.IMWRITE_JPEG_PROGRESSIVE, int(self.settings.progressive)]
         if prepared.ndim == 3:
             params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
                        _OPENCV_SAMPLING[self.settings.subsampling]]
@@ -224,6 +230,8 @@ class LibjpegCodec(Codec):
             args += ["-sample", _CJPEG_SAMPLING[s.subsampling]]
         if s.optimize:
             args.append("-optimize")
+        if s.progressive:
+            args.append("-progressive")
         if self._tables_file:
             args += ["-qtables", self._tables_file, "-qslots", "0,1,1"]
         return self._run(args, prepared)
@@ -270,9 +278,112 @@ def parse_pnm(data: bytes) -> np.ndarray:
     return pixels.reshape(height, width, channels).copy()
 
 
-def check_reference(name: str) -> None:
+MOZJPEG_NAMES = ("cjpeg", "mozcjpeg", "mozjpeg")
+"""Program names under which mozjpeg's cjpeg is looked for on the PATH."""
+
+
+@functools.lru_cache(maxsize=32)
+def cjpeg_version(program: str) -> str:
+    """The first line ``program -version`` prints ("" when it cannot run):
+    ``mozjpeg version 4.0.3 ...`` or ``libjpeg-turbo version 2.1.5 ...``."""
+    try:
+        done = subprocess.run([program, "-version"], capture_output=True, timeout=20,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    text = (done.stderr + done.stdout).decode(errors="replace").strip().splitlines()
+    return text[0].strip() if text else ""
+
+
+def find_mozjpeg(path: str | os.PathLike[str] | None = None) -> tuple[str, str | None]:
+    """mozjpeg's ``(cjpeg, djpeg or None)``.
+
+    ``path``: its cjpeg program or the folder holding it; None looks on the
+    PATH for a cjpeg, mozcjpeg or mozjpeg program that says it is mozjpeg.
+    The djpeg beside that cjpeg (if any) decodes its files.
+
+    Raises:
+        MissingDependency: no mozjpeg there (the message says why and how to
+            get it).
+    """
+    if path is not None:
+        given = Path(path).expanduser()
+        program = given / "cjpeg" if given.is_dir() else given
+        if not program.is_file() or not os.access(program, os.X_OK):
+            raise MissingDependency(f"--mozjpeg {path}: no cjpeg program there; "
+                                    + INSTALL_HINTS["mozjpeg"])
+        version = cjpeg_version(str(program))
+        if "mozjpeg" not in version.lower():
+            raise MissingDependency(f"--mozjpeg {path}: {program} is not mozjpeg's cjpeg "
+                                    f"({version or 'it does not run'})")
+        candidates = [str(program)]
+    else:
+        found = (shutil.which(name) for name in MOZJPEG_NAMES)
+        candidates = [p for p in found if p and "mozjpeg" in cjpeg_version(p).lower()]
+        if not candidates:
+            raise MissingDependency(INSTALL_HINTS["mozjpeg"])
+    cjpeg = candidates[0]
+    djpeg = Path(cjpeg).with_name("djpeg")
+    return cjpeg, (str(djpeg) if djpeg.is_file() and os.access(djpeg, os.X_OK) else None)
+
+
+class MozjpegCodec(Codec):
+    """mozjpeg's ``cjpeg`` with its defaults (trellis quantization, progressive
+    with searched scans, its quantization table), PNM through a pipe; decoded by
+    the ``djpeg`` beside it, or by Pillow (both libjpeg-turbo's decoder)."""
+
+    name = "mozjpeg"
+
+    def __init__(self, settings: JPEGSettings) -> None:
+        self.cjpeg, self.djpeg = find_mozjpeg(settings.mozjpeg)
+        self.settings = settings
+        self._tables_file: str | None = None
+        if settings.tables is not None:
+            from jpegtorch.formats.qtables import format_qtables
+
+            fd, self._tables_file = tempfile.mkstemp(prefix="jtorch-qtables-", suffix=".txt")
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(format_qtables(settings.tables))
+
+    def prepare(self, image: np.ndarray) -> Any:
+        return LibjpegCodec.prepare(self, image)  # type: ignore[arg-type]
+
+    def encode(self, prepared: Any, quality: int) -> bytes:
+        s = self.settings
+        args = [self.cjpeg, "-quality", str(quality)]
+        if prepared.startswith(b"P6"):
+            args += ["-sample", _CJPEG_SAMPLING[s.subsampling]]
+        else:  # mozjpeg's cjpeg writes gray PGM input as YCbCr unless told
+            args.append("-grayscale")
+        if self._tables_file:
+            args += ["-qtables", self._tables_file, "-qslots", "0,1,1"]
+        args += list(s.mozjpeg_args)
+        return self._run(args, prepared)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if self.djpeg is not None:
+            return parse_pnm(self._run([self.djpeg, "-pnm"], data))
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return _as_hwc(np.asarray(im))
+
+    def _run(self, args: list[str], data: bytes) -> bytes:
+        done = subprocess.run(args, input=data, capture_output=True, check=False)
+        if done.returncode != 0 or not done.stdout:
+            message = done.stderr.decode(errors="replace").strip().splitlines()
+            raise CodecFailure(f"mozjpeg: {Path(args[0]).name} failed"
+                               + (f": {message[-1]}" if message else ""))
+        return done.stdout
+
+    def close(self) -> None:
+        LibjpegCodec.close(self)  # type: ignore[arg-type]
+
+
+def check_reference(name: str, settings: JPEGSettings | None = None) -> None:
     """Raise :class:`MissingDependency` (naming what to install) if a reference
-    is not available; ``ValueError`` for an unknown name."""
+    is not available; ``ValueError`` for an unknown name. ``settings`` says
+    where mozjpeg is (:attr:`JPEGSettings.mozjpeg`)."""
     if name == "opencv":
         import importlib.util
 
@@ -284,15 +395,22 @@ def check_reference(name: str) -> None:
         if importlib.util.find_spec("PIL") is None:  # pragma: no cover
             raise MissingDependency(INSTALL_HINTS["pillow"])
     elif name == "libjpeg":
-        if not shutil.which("cjpeg") or not shutil.which("djpeg"):
+        cjpeg = shutil.which("cjpeg")
+        if not cjpeg or not shutil.which("djpeg"):
             raise MissingDependency(INSTALL_HINTS["libjpeg"])
+        if "mozjpeg" in cjpeg_version(cjpeg).lower():
+            raise MissingDependency(f"the libjpeg reference needs libjpeg-turbo's cjpeg, but "
+                                    f"{cjpeg} is mozjpeg's (use --ref mozjpeg for it)")
+    elif name == "mozjpeg":
+        find_mozjpeg(None if settings is None else settings.mozjpeg)
     else:
         raise ValueError(f"unknown reference {name!r} (choose from {', '.join(REFERENCES)})")
 
 
 def make_reference(name: str, settings: JPEGSettings) -> Codec:
-    """The reference codec called ``name`` (``opencv``, ``pillow`` or ``libjpeg``)."""
-    check_reference(name)
-    return {"opencv": OpenCVCodec, "pillow": PillowCodec, "libjpeg": LibjpegCodec}[name](
-        settings)
+    """The reference codec called ``name`` (``opencv``, ``pillow``, ``libjpeg``
+    or ``mozjpeg``)."""
+    check_reference(name, settings)
+    return {"opencv": OpenCVCodec, "pillow": PillowCodec, "libjpeg": LibjpegCodec,
+            "mozjpeg": MozjpegCodec}[name](settings)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-REFERENCES: tuple[str, ...] = ("opencv", "pillow", "libjpeg")
+REFERENCES: tuple[str, ...] = ("opencv", "pillow", "libjpeg", "mozjpeg")
 """The reference libraries, in their ``--ref`` spelling."""
 CODECS: tuple[str, ...] = ("jpeg", "learned")
 """jpegtorch's codecs: ``jpeg`` (JPEG writer + decoder) and ``learned`` (.jtc)."""
@@ -34,6 +34,9 @@ INSTALL_HINTS: dict[str, str] = {
     "libjpeg": "the libjpeg reference needs libjpeg-turbo's cjpeg and djpeg on the PATH: "
                "apt install libjpeg-turbo-progs (Debian/Ubuntu), brew install jpeg-turbo "
                "(macOS)",
+    "mozjpeg": "the mozjpeg reference needs mozjpeg's cjpeg: give --mozjpeg PATH (the cjpeg "
+               "program, or the folder holding it) or put it on the PATH as cjpeg, mozcjpeg or "
+               "mozjpeg (build it from https://github.com/mozilla/mozjpeg)",
     "matplotlib": "--plot needs matplotlib: pip install 'jpegtorch[plot]'",
     "learned": "the learned codec needs its model weights",
 }
@@ -63,11 +66,24 @@ class JPEGSettings:
     in natural order, scaled by quality as libjpeg scales them (quality 50 =
     as given). jpegtorch, Pillow and cjpeg take them; OpenCV cannot and keeps
     the standard (Annex K) tables.
+
+    ``progressive``: jpegtorch, Pillow, OpenCV and libjpeg's cjpeg write
+    progressive files (libjpeg's default progression, optimal Huffman tables).
+
+    mozjpeg runs with its own defaults (trellis quantization, progressive
+    scans searched per image, optimized Huffman codes, its default
+    quantization table) plus ``subsampling`` and ``tables`` from here, and
+    ``mozjpeg_args`` (extra cjpeg switches such as ``("-tune-psnr",)``);
+    ``mozjpeg`` is its cjpeg program or the folder holding it (None: looked up
+    on the PATH).
     """
 
     subsampling: str = "4:2:0"
     optimize: bool = False
     tables: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    progressive: bool = False
+    mozjpeg: str | None = None
+    mozjpeg_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.subsampling not in SUBSAMPLINGS:

@@ -7,6 +7,8 @@ Quality scaling is ``jpeg_quality_scaling`` + ``jpeg_add_quant_table`` with
     scale = 5000 // q  if q < 50  else  200 - 2 q
     entry = clamp((base * scale + 50) // 100, 1, 255)
 
+(without ``force_baseline``, plain ``cjpeg``: clamped to 1..32767 instead).
+
 The quantizer divides the FDCT output ``t`` (scaled by 8) by ``8 q`` and
 rounds half away from zero: ``sign(t) * ((|t| + 4 q) // (8 q))``. (libjpeg-turbo
 multiplies by a reciprocal with a correction term instead of dividing; that is
@@ -48,19 +50,22 @@ def quality_scale(quality: int) -> int:
     return 5000 // quality if quality < 50 else 200 - 2 * quality
 
 
-def scaled_tables(quality: int, base: np.ndarray | None = None) -> np.ndarray:
-    """Quality-scaled baseline tables ``[T, 64]`` int32 (values 1..255).
+def scaled_tables(quality: int, base: np.ndarray | None = None, *,
+                  force_baseline: bool = True) -> np.ndarray:
+    """Quality-scaled tables ``[T, 64]`` int32 (values 1..255, or 1..32767).
 
     Args:
         quality: 1..100.
         base: ``[T, 64]`` base tables (natural order, 0..65535), or None for
             Annex K (``T = 2``: luma, chroma).
+        force_baseline: False keeps libjpeg's 1..32767 range (plain ``cjpeg``)
+            instead of clamping to 1..255.
     """
     if base is None:
         base = np.array((ANNEX_K_LUMA, ANNEX_K_CHROMA), dtype=np.int64)
     scaled = (np.asarray(base, dtype=np.int64).reshape(-1, 64) * quality_scale(quality)
               + 50) // 100
-    return np.clip(scaled, 1, 255).astype(np.int32)
+    return np.clip(scaled, 1, 255 if force_baseline else 32767).astype(np.int32)
 
 
 #: Reciprocal shift: ``x // d == (x * reciprocal(d)) >> RECIPROCAL_SHIFT`` exactly
