@@ -13,10 +13,11 @@ Every command follows the same conventions:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ._files import STDIO, CliError, Interrupted, OutputFiles, signals_raise
 __all__ = [
     "STDIO", "CliError", "Interrupted", "OutputFiles", "complete_tables", "describe_exception",
     "display_name", "error_line", "force_option", "handle_errors", "metadata_options",
-    "quiet_debug_options",
+    "option_names", "quiet_debug_options",
     "read_input", "run_batch", "warn", "write_output",
 ]
 
@@ -97,6 +98,22 @@ def describe_exception(exc: BaseException) -> str:
     if kind in ("JPEGError", "ValueError", "OSError", "CliError", "UnidentifiedImageError"):
         return first or kind
     return f"{kind}: {first}" if first else kind
+
+
+@contextlib.contextmanager
+def option_names() -> Iterator[None]:
+    """The library's limit messages in the CLI's words: "raise max_pixels to allow
+    it" becomes "raise it with --max-pixels"."""
+    from jpegtorch.errors import JPEGError
+
+    try:
+        yield
+    except JPEGError as exc:
+        message = str(exc)
+        if "raise max_pixels" in message:
+            raise CliError(message.replace("raise max_pixels to allow it",
+                                           "raise it with --max-pixels")) from None
+        raise
 
 
 def read_input(path: str) -> bytes:

@@ -8,11 +8,10 @@ is never in memory), other formats through Pillow's own image.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import io
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
@@ -35,6 +34,7 @@ from ._common import (
     CliError,
     handle_errors,
     metadata_options,
+    option_names,
     quiet_debug_options,
     read_input,
 )
@@ -108,21 +108,6 @@ def recompressed(data: bytes) -> bool:
     codec_of = getattr(module, "container_codec", None)
     codec = getattr(module, "RECOMPRESS_CODEC", None)
     return codec_of is not None and codec is not None and codec_of(data) == codec
-
-
-@contextlib.contextmanager
-def option_names() -> Iterator[None]:
-    """The library's limit messages in the CLI's words (``--max-pixels``)."""
-    from jpegtorch.errors import JPEGError
-
-    try:
-        yield
-    except JPEGError as exc:
-        message = str(exc)
-        if "raise max_pixels" in message:
-            raise CliError(message.replace("raise max_pixels to allow it",
-                                           "raise it with --max-pixels")) from None
-        raise
 
 
 def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,

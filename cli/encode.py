@@ -34,6 +34,7 @@ from ._common import (
     complete_tables,
     handle_errors,
     metadata_options,
+    option_names,
     quiet_debug_options,
     read_input,
     warn,
@@ -297,7 +298,8 @@ class RecompressTask(Task):
         outcome.bytes_in = len(data)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RecompressWarning)
-            packed = recompress_jpeg(data, max_pixels=self.max_pixels or None)
+            with option_names():
+                packed = recompress_jpeg(data, max_pixels=self.max_pixels or None)
         outcome.warnings += [f"{item.name}: {w.message}" for w in caught]
         assert item.output is not None
         files.write(item.output, packed)

@@ -104,6 +104,12 @@ def test_max_pixels_and_unsupported(tmp_path: Path) -> None:
     result = run(str(GOOD), "-o", str(tmp_path / "x.png"), "--max-pixels", "1000")
     assert result.exit_code == 1 and "exceeds the limit of 1000 pixels" in result.output
     assert "raise it with --max-pixels" in result.output  # the option, not the library's name
+    for args in (["-F", "bmp"], ["--auto-orient"]):  # the other decode paths say it too
+        result = run(str(GOOD), "-o", str(tmp_path / "x.bmp"), "--max-pixels", "1000", *args)
+        assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
+    result = CliRunner().invoke(cli, ["encode", str(GOOD), "--codec", "recompress",
+                                      "--max-pixels", "1000", "-o", str(tmp_path / "x.jtc")])
+    assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
     result = run(str(DATA / "generated/thor_hierarchical_y2.jpg"), "-o", str(tmp_path / "y.png"))
     assert result.exit_code == 1 and "hierarchical JPEG" in result.output
     assert not any(tmp_path.iterdir())
