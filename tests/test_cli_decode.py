@@ -107,9 +107,14 @@ def test_max_pixels_and_unsupported(tmp_path: Path) -> None:
     for args in (["-F", "bmp"], ["--auto-orient"]):  # the other decode paths say it too
         result = run(str(GOOD), "-o", str(tmp_path / "x.bmp"), "--max-pixels", "1000", *args)
         assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
-    result = CliRunner().invoke(cli, ["encode", str(GOOD), "--codec", "recompress",
-                                      "--max-pixels", "1000", "-o", str(tmp_path / "x.jtc")])
-    assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
+    packed = tmp_path / "x.jtc"  # a recompressed JPEG: restoring it checks the limit too
+    result = CliRunner().invoke(cli, ["encode", str(GOOD), "--codec", "recompress", "-o",
+                                      str(packed)])
+    assert result.exit_code == 0, result.output
+    for target in ("x.jpg", "x.png"):
+        result = run(str(packed), "-o", str(tmp_path / target), "--max-pixels", "1000")
+        assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
+    packed.unlink()
     result = run(str(DATA / "generated/thor_hierarchical_y2.jpg"), "-o", str(tmp_path / "y.png"))
     assert result.exit_code == 1 and "hierarchical JPEG" in result.output
     assert not any(tmp_path.iterdir())
