@@ -110,9 +110,9 @@ def option_names() -> Iterator[None]:
         yield
     except JPEGError as exc:
         message = str(exc)
-        if "raise max_pixels" in message:
-            raise CliError(message.replace("raise max_pixels to allow it",
-                                           "raise it with --max-pixels")) from None
+        if "raise max_pixels" in message:  # (still a JPEGError: callers may catch it)
+            raise type(exc)(message.replace("raise max_pixels to allow it",
+                                            "raise it with --max-pixels")) from None
         raise
 
 

@@ -116,7 +116,8 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
 
     JPEG files take the torch-free path (``decode_jpeg_array``); .jtc files of
     recompressed JPEGs are restored first; other .jtc files go to the learned
-    codec (torch).
+    codec (torch). ``max_pixels`` and ``max_memory`` (bytes; ``None``: the
+    decoder's own default, 1 GiB) reach every decoder.
     """
     with option_names():
         if recompressed(data):
@@ -131,6 +132,8 @@ def decode_bytes(data: bytes, *, lenient: bool, max_pixels: int | None,
         decoder = container_decoder(data)
         if decoder is not None:
             options: dict[str, Any] = {"max_pixels": max_pixels}
+            if max_memory is not None:
+                options["max_memory"] = max_memory
             if model:
                 options["model"] = model
             image = decoder(data, **options)

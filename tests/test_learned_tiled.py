@@ -1,12 +1,12 @@
 """The learned codec runs tile by tile: same results as the whole image at once.
 
 - float64: tiled and whole-image transforms agree to rounding (1e-12) on sizes
-  that are not multiples of 16 nor of the tile, and a halo one latent too
-  small is caught (so these tests can fail);
+  that are not multiples of 16 nor of the tile, and tiles given too little
+  context (one latent) are caught (so these tests can fail);
 - float32 (what ships): the coded latents and decoded pixels of tiled and
   whole-image runs agree but for values on a rounding edge (±1, rare), with
   equal PSNR, and every run gives the same bytes and pixels;
-- the working set is one tile: no layer ever sees more than a tile plus halo.
+- the working set is one tile: no layer ever sees more than a tile and its context.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def test_analysis_tiled_equals_whole_image_float64(net64, size, channels):
     for tile in (1, 2, 3, 5):
         parts = tiled.analysis(net64, image, 0, tile=tile)
         assert float((parts - whole).abs().max()) < 1e-12, tile
-    if min(whole.shape[1:]) > 2:  # a halo of one latent is too small: caught
-        short = tiled.analysis(net64, image, 0, tile=2, halo=tiled.HALO - 1)
+    if min(whole.shape[1:]) > 2:  # one latent of context is too little: caught
+        short = tiled.analysis(net64, image, 0, tile=2, halo=1)
         assert float((short - whole).abs().max()) > 1e-3
 
 
@@ -73,30 +73,32 @@ def test_synthesis_tiled_equals_whole_image_float64(net64, size, channels):
         assert torch.equal(whole, torch.round(ref[0] * 255).to(torch.uint8))
     for tile in (1, 2, 3):
         assert torch.equal(tiled.synthesis(net64, y_hat, 0, *size, channels, tile=tile), whole)
-    short = tiled.synthesis(net64, y_hat, 0, *size, channels, tile=2, halo=tiled.HALO - 1)
+    short = tiled.synthesis(net64, y_hat, 0, *size, channels, tile=2, halo=1)
     assert not torch.equal(short, whole)
 
 
 def test_tiles_bound_the_working_set(monkeypatch):
-    """No layer sees more than (TILE + 2 HALO)² latents' worth of the image."""
+    """No layer sees more than a tile and the context it needs (< 3 latents)."""
     loaded = codec.load_model()
     seen: list[tuple[int, ...]] = []
     call = tiled._Transform.__call__
 
-    def spy(self, x):
+    def spy(self, x, *plans):
         seen.append(tuple(x.shape))
-        return call(self, x)
+        return call(self, x, *plans)
 
     monkeypatch.setattr(tiled._Transform, "__call__", spy)
     monkeypatch.setattr(tiled, "TILE", 4)
     image = _photo(130, 170)  # 9 x 11 latents: 3 x 3 tiles of 4
     data = codec.encode_image(image, 2)
     assert len(seen) == 9
-    side = 16 * (4 + 2 * tiled.HALO)
+    side = 16 * 4 + 30 + 15  # a latent depends on pixels 30 above/left to 15 below/right
     assert all(s[2] <= side and s[3] <= side for s in seen)
+    assert max(s[2] for s in seen) == side  # an inner tile
     seen.clear()
     back = codec.decode_image(data)
-    assert len(seen) == 9 and all(s[2] <= 4 + 2 * tiled.HALO for s in seen)
+    assert len(seen) == 9 and all(s[2] <= 4 + 3 and s[3] <= 4 + 3 for s in seen)
+    assert max(s[3] for s in seen) == 4 + 3  # a pixel depends on latents 1 before, 2 after
     assert back.shape == image.shape and loaded.levels == 6
 
 
@@ -147,5 +149,11 @@ def test_bad_tiling_arguments(net64):
         tiled.analysis(net64, image, 0, tile=0)
     with pytest.raises(ValueError, match="halo"):
         tiled.analysis(net64, image, 0, halo=-1)
+    # the context each tile gets, derived from the layers' kernels, strides and padding
+    transform = tiled._Transform(net64, 0, "synthesis", torch.device("cpu"))
+    assert tiled._plan(transform, 16 * 5, 16 * 9, 20, None) == \
+        [(4, 11), (9, 20), (19, 38), (39, 73), (80, 144)]
+    transform = tiled._Transform(net64, 0, "analysis", torch.device("cpu"))
+    assert tiled._plan(transform, 5, 9, 16 * 20, None)[0] == (16 * 5 - 30, 16 * 9 + 15)
     with pytest.raises(ValueError, match="do not fit"):
         tiled.synthesis(net64, torch.zeros(8, 2, 2, dtype=torch.float64), 0, 40, 32, 3)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import JPEGError
 from ..formats import container as jtc
-from ..formats.jfif_reader import DEFAULT_MAX_PIXELS
+from ..formats.jfif_reader import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
 from .entropy import Tables, decode_symbols, encode_symbols
 from .modelfile import CODEC, DEFAULT_WEIGHTS, WEIGHTS_DIR, ModelInfo, model_info, resolve
 
@@ -31,8 +31,6 @@ __all__ = ["DEFAULT_MAX_MEMORY", "DEFAULT_WEIGHTS", "WEIGHTS_DIR", "LoadedModel"
            "decode_image", "decode_memory", "encode_image", "load_model"]
 
 STRIDE = 16  # pixels per latent (model.STRIDE; repeated to keep this module torch-free)
-# The JPEG decoder's default budget (jpegtorch.formats.jfif_reader's DEFAULT_MAX_MEMORY, 1 GiB).
-DEFAULT_MAX_MEMORY = 1 << 30
 
 
 @dataclass
@@ -166,9 +164,10 @@ def decode_memory(box: jtc.Container, m: int, n: int) -> int:
     from . import tiled  # torch-free at import
 
     rows, cols = -(-box.height // STRIDE), -(-box.width // STRIDE)
-    span = rows + cols if tiled.TILE is None else tiled.TILE + 2 * tiled.HALO
-    tile_rows, tile_cols = min(span, rows), min(span, cols)
-    half = (STRIDE // 2) ** 2 * tile_rows * tile_cols
+    tile_rows = rows if tiled.TILE is None else min(tiled.TILE, rows)
+    tile_cols = cols if tiled.TILE is None else min(tiled.TILE, cols)
+    # the half-resolution stage of one tile: its 8 x 8 per latent and one more on each side
+    half = (STRIDE // 2 * tile_rows + 2) * (STRIDE // 2 * tile_cols + 2)
     working = 6 * 4 * n * half + 4 * 3 * 4 * half
     return box.channels * box.height * box.width + (4 * m + 8) * rows * cols + working
 

@@ -2,28 +2,31 @@
 
 The analysis transform ``g_a`` (4 × 5×5 convolution, stride 2, GDN between)
 and the synthesis transform ``g_s`` (its mirror with transposed convolutions
-and inverse GDN) are local: a latent depends on a 61×61-pixel window and a
-pixel on a few latents around it. :func:`analysis` and :func:`synthesis` run
-them over square tiles of :data:`TILE` latents (384 pixels), each grown by a
-halo of :data:`HALO` latents on every side that has neighbours, and keep only
-the tile's own part of the result. Peak memory is then the input, the output
-and one tile's working set (about 120 MB at ``N = 80``), whatever the image size.
+and inverse GDN) are local: a latent depends on pixels within 30 of its
+16×16 block, a pixel on latents within 1.9 latents of it. :func:`analysis`
+and :func:`synthesis` run them over square tiles of :data:`TILE` latents
+(384 pixels). Each tile starts from just the context its outputs depend on,
+and after every layer keeps only the region the following layers still
+need (derived from the layers' kernel, stride and padding by
+:func:`_plan`), so the context costs ~1 % extra work instead of recomputing
+a halo. Peak memory is the input, the output, the latents and one tile's
+working set (~100 MB at ``N = 80``), whatever the image size.
 
-Exactness. The halo is wider than the transforms' reach (a latent depends
-on pixels within 30 of its 16×16 block, a pixel on latents within 1.9 latents),
-so tiling changes no value mathematically: in float64, tiled and whole-image
-results agree to rounding (1e-15). In float32 on the CPU they can differ in
-the last bits, because oneDNN picks its convolution algorithms by size (a
-tile and the whole image are summed in different orders; even a polyphase
-rewrite of the transposed convolutions into ``conv2d`` is not size-invariant
-for small inputs). That can move a latent that sits on a rounding edge by one
-step in the encoder, or a pixel by one level in the decoder, and nothing
-more: the decoder never recomputes the latents (they are in the file), so
-encoder and decoder always agree on them bit for bit, whatever either's
-tiling. :data:`TILE` and :data:`HALO` are constants, so the same input gives
-the same bytes and pixels on a given machine.
-``tests/test_learned_tiled.py`` checks all of this on sizes that are not
-multiples of the tile (and that a too-small halo is caught).
+Exactness. Every value a tile keeps is computed from exactly the inputs the
+whole-image computation uses (the image border's zero padding included), so
+tiling changes no value mathematically: in float64, tiled and whole-image
+results agree to rounding (1e-14), and with too little context (``halo=1``)
+they do not (``tests/test_learned_tiled.py``). In float32 on the CPU they can
+differ in the last bits, because oneDNN picks its convolution algorithms by
+size (a tile and the whole image are summed in different orders; even a
+polyphase rewrite of the transposed convolutions into ``conv2d`` is not
+size-invariant for small inputs). That can move a latent that sits on a
+rounding edge by one step in the encoder, or a pixel by one level in the
+decoder, and nothing more: the decoder never recomputes the latents (they are
+in the file), so encoder and decoder always agree on them bit for bit,
+whatever either's tiling. :data:`TILE` is a constant, so the same input gives
+the same bytes and pixels on a given machine. Measured on Kodak (24 images ×
+6 levels): every file identical to whole-image coding.
 
 Shapes: images ``uint8 [C, H, W]``; latents ``[M, ceil(H/16), ceil(W/16)]``.
 """
@@ -42,7 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover  (torch is imported by the functions that 
 
 STRIDE = 16  # pixels per latent (model.STRIDE)
 TILE = 24  # latents per tile side (384 pixels)
-HALO = 2  # latents of context on each inner tile edge (the transforms reach < 2)
 _GDN_BAND = 1 << 20  # values per band of GDN's temporaries (4 MB in float32)
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -97,20 +99,36 @@ class _Transform:
         self.gain = torch.exp(gains[level].detach()).view(1, -1, 1, 1).to(device)
         self.dtype = self.gain.dtype
 
-    def __call__(self, x: Tensor) -> Tensor:
-        """``[1, C, h, w]`` (consumed) -> the layers' output."""
+        self.layers = [op[1] for op in self.ops if op[0] == "layer"]
+        self.upsample = which == "synthesis"
+
+    def __call__(self, x: Tensor, rows: list[tuple[int, int]] | None = None,
+                 cols: list[tuple[int, int]] | None = None) -> Tensor:
+        """``[1, C, h, w]`` (consumed) -> the layers' output.
+
+        With ``rows``/``cols`` (from :func:`_plan`: the global range of every
+        stage, the input's first), the map is cropped to its stage's range
+        after each resampling layer.
+        """
         import torch.nn.functional as F
 
+        stage = 0
+        origin = None if rows is None or cols is None else (rows[0][0], cols[0][0])
         for op in self.ops:
             if op[0] == "layer":
                 x = op[1](x)
+                if origin is not None:
+                    assert rows is not None and cols is not None
+                    x, origin = _crop(x, origin, rows[stage + 1], cols[stage + 1],
+                                      self.upsample)
+                stage += 1
             else:
                 _, gamma, beta, inverse = op
                 # GDN mixes channels per pixel only: in bands of rows, in place, so that
                 # its temporaries stay at ~4 MB whatever the tile
-                rows = max(1, _GDN_BAND // (x.shape[1] * x.shape[3]))
-                for top in range(0, x.shape[2], rows):
-                    band = x[:, :, top:top + rows]
+                step = max(1, _GDN_BAND // (x.shape[1] * x.shape[3]))
+                for top in range(0, x.shape[2], step):
+                    band = x[:, :, top:top + step]
                     norm = F.conv2d(band * band, gamma, beta)
                     norm.sqrt_()
                     if inverse:
@@ -130,11 +148,64 @@ def _tiles(rows: int, cols: int, tile: int | None) -> Iterator[tuple[int, int, i
             yield r0, min(r0 + step_r, rows), c0, min(c0 + step_c, cols)
 
 
-def _check_tiling(tile: int | None, halo: int) -> None:
+def _needed(layer: Any, start: int, stop: int) -> tuple[int, int]:
+    """The input range a resampling layer's outputs ``[start, stop)`` depend on (one axis)."""
+    k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+    if layer.transposed:  # out[o] = sum over s*i - p + t = o, t in [0, k)
+        return -((k - 1 - p - start) // s), (stop - 1 + p) // s + 1
+    return s * start - p, s * (stop - 1) - p + k
+
+
+def _plan(transform: _Transform, start: int, stop: int, size: int,
+          context: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """Global ranges, stage by stage (input first), for final outputs ``[start, stop)``.
+
+    Backwards from the output: each stage keeps what the next layer needs
+    for the next stage's range, within the stage's extent (``size`` is the
+    input's extent on this axis); the image border's padding is the layers'
+    own, as for the whole image. ``context`` overrides the input range (to
+    show what too little context does).
+    """
+    sizes = [size]
+    for layer in transform.layers:
+        k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+        n = sizes[-1]
+        sizes.append((n - 1) * s - 2 * p + k + layer.output_padding[0] if layer.transposed
+                     else (n + 2 * p - k) // s + 1)
+    ranges = [(start, stop)]
+    for layer, n in zip(reversed(transform.layers), reversed(sizes[:-1]), strict=True):
+        lo, hi = _needed(layer, *ranges[0])
+        ranges.insert(0, (max(lo, 0), min(hi, n)))
+    if context is not None:
+        ranges[0] = (max(context[0], 0), min(context[1], size))
+    return ranges
+
+
+def _crop(x: Tensor, origin: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int],
+          upsample: bool) -> tuple[Tensor, tuple[int, int]]:
+    """Cut a layer's output to the global ``rows`` x ``cols`` it is still needed for.
+
+    ``origin``: the global (row, column) of the layer's input's first value.
+    Returns the cut map and the global (row, column) of its first value.
+    """
+    if upsample:  # a transposed convolution's output o comes from inputs around o / 2
+        top, left = 2 * origin[0], 2 * origin[1]
+    else:  # a strided convolution's output j is centred on its input 2 j
+        if origin[0] % 2 or origin[1] % 2:  # pragma: no cover - _plan keeps them even
+            raise ValueError("a strided convolution's input must start on its stride")
+        top, left = origin[0] // 2, origin[1] // 2
+    lo_r, hi_r = max(rows[0], top), min(rows[1], top + x.shape[2])
+    lo_c, hi_c = max(cols[0], left), min(cols[1], left + x.shape[3])
+    if (lo_r, hi_r, lo_c, hi_c) != (top, top + x.shape[2], left, left + x.shape[3]):
+        x = x[:, :, lo_r - top:hi_r - top, lo_c - left:hi_c - left].contiguous()
+    return x, (lo_r, lo_c)
+
+
+def _check_tiling(tile: int | None, halo: int | None) -> None:
     if tile is not None and (not isinstance(tile, int) or tile < 1):
         raise ValueError(f"tile must be a positive number of latents or None, got {tile!r}")
-    if not isinstance(halo, int) or halo < 0:
-        raise ValueError(f"halo must be a non-negative number of latents, got {halo!r}")
+    if halo is not None and (not isinstance(halo, int) or halo < 0):
+        raise ValueError(f"halo must be None or a non-negative number of latents, got {halo!r}")
 
 
 def _to_luma(x: Tensor) -> Tensor:
@@ -147,22 +218,25 @@ def _to_luma(x: Tensor) -> Tensor:
 
 @_no_grad
 def analysis(net: FactorizedCodec, image: Tensor, level: int, *, tile: int | None = TILE,
-             halo: int = HALO, device: torch.device | str | None = None) -> Tensor:
+             halo: int | None = None, device: torch.device | str | None = None) -> Tensor:
     """Scaled latents ``y`` of an image, tile by tile.
 
     Args:
-        net: the codec network (float32).
+        net: the codec network.
         image: ``uint8 [C, H, W]`` (C = 1 or 3; a gray image is fed to an RGB
             model as three equal channels, an RGB image to a gray model as
             BT.601 luma). The image is extended to a multiple of 16 by edge
             replication.
         level: 0-based quality level.
         tile: latents per tile side; ``None``: the whole image at once.
-        halo: latents of context around each tile (:data:`HALO`).
+        halo: ``None`` (default): each tile gets the context its latents
+            depend on; an integer: exactly that many latents' worth of
+            pixels around it (for tests: too little changes the result).
         device: where the transform runs (default: the CPU).
 
-    Returns ``float32 [M, ceil(H/16), ceil(W/16)]`` on the CPU: exactly
-    ``net.analysis`` of the padded image (bit-identical for every ``tile``).
+    Returns ``[M, ceil(H/16), ceil(W/16)]`` in the network's dtype, on the
+    CPU: ``net.analysis`` of the padded image (exactly so for ``tile=None``;
+    see the module's notes for tiles).
     """
     import torch
 
@@ -174,19 +248,21 @@ def analysis(net: FactorizedCodec, image: Tensor, level: int, *, tile: int | Non
     in_channels = int(net.config["in_channels"])
     out = None
     for r0, r1, c0, c1 in _tiles(rows, cols, tile):
-        a0, a1 = max(r0 - halo, 0), min(r1 + halo, rows)
-        b0, b1 = max(c0 - halo, 0), min(c1 + halo, cols)
-        # pixel rows/columns of the tile, edge-replicated beyond the image
-        ys = torch.arange(STRIDE * a0, STRIDE * a1).clamp_(max=height - 1)
-        xs = torch.arange(STRIDE * b0, STRIDE * b1).clamp_(max=width - 1)
+        around = None if halo is None else STRIDE * halo
+        plan_r = _plan(transform, r0, r1, STRIDE * rows,
+                       None if around is None else (STRIDE * r0 - around, STRIDE * r1 + around))
+        plan_c = _plan(transform, c0, c1, STRIDE * cols,
+                       None if around is None else (STRIDE * c0 - around, STRIDE * c1 + around))
+        # the pixels the tile needs, edge-replicated beyond the image
+        ys = torch.arange(*plan_r[0]).clamp_(max=height - 1)
+        xs = torch.arange(*plan_c[0]).clamp_(max=width - 1)
         x = image.index_select(1, ys).index_select(2, xs).to(dev, transform.dtype)
         x = x.div_(255.0)[None]
         if in_channels == 3 and channels == 1:
             x = x.expand(1, 3, *x.shape[2:])
         elif in_channels == 1 and channels == 3:
             x = _to_luma(x)
-        y = transform(x - 0.5)
-        y = y[:, :, r0 - a0:r1 - a0, c0 - b0:c1 - b0] * transform.gain
+        y = transform(x - 0.5, plan_r, plan_c) * transform.gain
         if out is None:
             out = torch.empty(y.shape[1], rows, cols, dtype=y.dtype)
         out[:, r0:r1, c0:c1] = y[0].cpu()
@@ -198,11 +274,11 @@ def analysis(net: FactorizedCodec, image: Tensor, level: int, *, tile: int | Non
 @_no_grad
 def synthesis(net: FactorizedCodec, y_hat: Tensor, level: int, height: int, width: int,
               channels: int, *, offset: Tensor | None = None, tile: int | None = TILE,
-              halo: int = HALO, device: torch.device | str | None = None) -> Tensor:
+              halo: int | None = None, device: torch.device | str | None = None) -> Tensor:
     """Decoded image from quantized scaled latents, tile by tile.
 
     Args:
-        net: the codec network (float32).
+        net: the codec network.
         y_hat: ``[M, h, w]`` with ``h = ceil(height/16)``, ``w = ceil(width/16)``:
             the dequantized latents ``q + μ``, or the integer symbols ``q``
             (e.g. ``int32``) with ``offset`` = ``μ``; converted to the
@@ -212,11 +288,13 @@ def synthesis(net: FactorizedCodec, y_hat: Tensor, level: int, height: int, widt
         level: 0-based quality level.
         height, width: size of the decoded image.
         channels: 1 or 3 (a gray image from an RGB model is its BT.601 luma).
-        tile, halo, device: as in :func:`analysis`.
+        tile, device: as in :func:`analysis`.
+        halo: ``None`` (default): each tile gets the latents its pixels depend
+            on; an integer: exactly that many latents around it (for tests).
 
     Returns ``uint8 [channels, height, width]`` on the CPU:
-    ``round(255 · clamp(g_s(y_hat · gain) + 0.5, 0, 1))``, bit-identical for
-    every ``tile``.
+    ``round(255 · clamp(g_s(y_hat · gain) + 0.5, 0, 1))`` (exactly so for
+    ``tile=None``; see the module's notes for tiles).
     """
     import torch
 
@@ -229,18 +307,19 @@ def synthesis(net: FactorizedCodec, y_hat: Tensor, level: int, height: int, widt
     shift = None if offset is None else offset.to(dev, transform.dtype).view(1, -1, 1, 1)
     out = torch.empty(channels, height, width, dtype=torch.uint8)
     for r0, r1, c0, c1 in _tiles(rows, cols, tile):
-        a0, a1 = max(r0 - halo, 0), min(r1 + halo, rows)
-        b0, b1 = max(c0 - halo, 0), min(c1 + halo, cols)
+        plan_r = _plan(transform, STRIDE * r0, STRIDE * r1, rows,
+                       None if halo is None else (r0 - halo, r1 + halo))
+        plan_c = _plan(transform, STRIDE * c0, STRIDE * c1, cols,
+                       None if halo is None else (c0 - halo, c1 + halo))
+        (a0, a1), (b0, b1) = plan_r[0], plan_c[0]
         y = y_hat[:, a0:a1, b0:b1].to(dev, transform.dtype)[None]
         if shift is not None:
             y = y + shift
-        y = y * transform.gain
-        x = transform(y)
+        x = transform(y * transform.gain, plan_r, plan_c)  # rows 16 r0 .., columns 16 c0 ..
         del y
-        top, left = STRIDE * (r0 - a0), STRIDE * (c0 - b0)
         h = min(STRIDE * r1, height) - STRIDE * r0
         w = min(STRIDE * c1, width) - STRIDE * c0
-        x = x[:, :, top:top + h, left:left + w].add(0.5).clamp_(0.0, 1.0)
+        x = x[:, :, :h, :w].add(0.5).clamp_(0.0, 1.0)
         if channels == 1 and x.shape[1] == 3:
             x = _to_luma(x)
         pixels = torch.round(x[0].mul_(255.0)).to("cpu", torch.uint8)
