@@ -49,6 +49,8 @@ it is when they differ.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +80,11 @@ PROGRESSIVE_HUFFMAN = (0xC2,)
 
 # Bit length of magnitudes 0..32768 (the JPEG category SSSS).
 _NBITS = np.array([int(m).bit_length() for m in range(32769)], dtype=np.uint8)
+
+# Index of the lowest set bit of x: _DEBRUIJN_LUT[((x & -x) * _DEBRUIJN) >> 58 & 63].
+_DEBRUIJN = 0x03F79D71B4CB0A89
+_DEBRUIJN_LUT = np.zeros(64, dtype=np.int64)
+_DEBRUIJN_LUT[[((1 << i) * _DEBRUIJN) % (1 << 64) >> 58 for i in range(64)]] = np.arange(64)
 
 
 class LayoutError(JPEGError):
@@ -151,23 +158,18 @@ def _u16(data: bytes, pos: int) -> int:
     return (data[pos] << 8) | data[pos + 1]
 
 
+_MARKER_RUN = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+
+
 def _entropy_end(data: bytes, pos: int) -> int:
     """First FF of the fill run before the next marker other than RSTn (or the end)."""
-    n = len(data)
-    while True:
-        j = data.find(b"\xff", pos)
-        if j < 0:
-            return n
-        k = j
-        while k < n and data[k] == 0xFF:
-            k += 1
-        if k >= n:
-            return j
-        c = data[k]
-        if c == 0 or 0xD0 <= c <= 0xD7:
-            pos = k + 1
-            continue
-        return j
+    found = _MARKER_RUN.search(data, pos)
+    if found is not None:
+        return found.start()
+    end = len(data)
+    while end > pos and data[end - 1] == 0xFF:  # fill bytes up to the end of the file
+        end -= 1
+    return end
 
 
 def _frame(payload: bytes, marker: int) -> tuple[int, int, int, tuple[FrameComponent, ...],
@@ -329,6 +331,7 @@ def parse_layout(data: bytes) -> Layout:
                   quant_tables=tuple(latched.get(i) for i in range(len(comps))))
 
 
+@functools.lru_cache(maxsize=64)
 def huffman_codes(table: HuffmanTable) -> tuple[np.ndarray, np.ndarray]:
     """Per-symbol ``(codes, sizes)`` ``[256]`` (uint32, int32) of a table as the file has it.
 
@@ -355,14 +358,41 @@ def huffman_codes(table: HuffmanTable) -> tuple[np.ndarray, np.ndarray]:
         if code > (1 << length):
             raise LayoutError("bad Huffman table (code lengths overflow)")
         code <<= 1
+    codes.flags.writeable = False
+    sizes.flags.writeable = False
     return codes, sizes
 
 
 @njit(inline="always")
 def _put(out, pos, acc, nacc, code, size):  # pragma: no cover - compiled
-    """Append ``size`` (<= 32) bits; emit whole bytes (with FF 00 stuffing) past 32."""
+    """Append ``size`` (<= 31) bits; emit the whole bytes (a 00 stuffed after each FF)."""
     acc = (acc << size) | code
     nacc += size
+    if nacc >= 32:
+        nacc -= 32
+        word = acc >> nacc
+        inv = ~word & 0xFFFFFFFF
+        if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no FF byte: 4 at once
+            out[pos] = (word >> 24) & 0xFF
+            out[pos + 1] = (word >> 16) & 0xFF
+            out[pos + 2] = (word >> 8) & 0xFF
+            out[pos + 3] = word & 0xFF
+            pos += 4
+        else:
+            for shift in range(24, -8, -8):
+                b = (word >> shift) & 0xFF
+                out[pos] = b
+                pos += 1
+                if b == 0xFF:
+                    out[pos] = 0
+                    pos += 1
+        acc &= (np.int64(1) << nacc) - 1
+    return pos, acc, nacc
+
+
+@njit(inline="always")
+def _drain(out, pos, acc, nacc):  # pragma: no cover - compiled
+    """Emit the whole bytes of the pending bits (fewer than 8 remain)."""
     while nacc >= 8:
         nacc -= 8
         b = (acc >> nacc) & 0xFF
@@ -400,15 +430,17 @@ def _flush(out, pos, acc, nacc, pad):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _encode_sequential(coef, offsets, strides, hs, vs, dct, act, mcu_rows, mcu_cols,
-                       restart_interval, nbits_lut, codes, sizes, pads, padbits,
+def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows, mcu_cols,
+                       restart_interval, nbits_lut, debruijn, codes, sizes, pads, padbits,
                        padpos):  # pragma: no cover - compiled
     """Entropy-code one sequential scan; returns ``(bytes, length, error, mcu)``.
 
     ``coef``: int16/int32 ``[64, blocks]`` (any strides), coefficient ``k``
     (zigzag) of component ``c``'s block ``(row, col)`` at ``coef[k, offsets[c]
-    + row * strides[c] + col]``. ``codes``/``sizes`` ``[T, 256]``; ``dct``/``act``
-    the table rows per scan component. ``pads[s]``: padding bits of segment
+    + row * strides[c] + col]``; ``masks[block]``: bit ``k`` set when
+    coefficient ``k`` (1..63) is nonzero (see :func:`nonzero_masks`).
+    ``codes``/``sizes`` ``[T, 256]``; ``dct``/``act`` the table rows per scan
+    component. ``pads[s]``: padding bits of segment
     ``s``; ``padbits[s]`` receives how many were used. Errors: 1 DC difference
     beyond 15 bits, 2 AC beyond 15 bits, 3 a symbol missing from a table.
     """
@@ -434,6 +466,7 @@ def _encode_sequential(coef, offsets, strides, hs, vs, dct, act, mcu_rows, mcu_c
                 out = grown
             if restart_interval > 0:
                 if restarts_to_go == 0:
+                    pos, acc, nacc = _drain(out, pos, acc, nacc)
                     padpos[segment] = pos
                     pos, padbits[segment] = _flush(out, pos, acc, nacc, pads[segment])
                     segment += 1
@@ -466,16 +499,21 @@ def _encode_sequential(coef, offsets, strides, hs, vs, dct, act, mcu_rows, mcu_c
                             return out, pos, 3, mcu
                         if diff < 0:
                             diff -= 1
-                        pos, acc, nacc = _put(out, pos, acc, nacc, np.int64(codes[dt, nb]), size)
-                        if nb:
-                            pos, acc, nacc = _put(out, pos, acc, nacc,
-                                                  diff & ((np.int64(1) << nb) - 1), nb)
-                        run = 0
-                        for k in range(1, 64):
+                        pos, acc, nacc = _put(
+                            out, pos, acc, nacc,
+                            (np.int64(codes[dt, nb]) << nb) | (diff & ((np.int64(1) << nb) - 1)),
+                            size + nb)
+                        # AC: visit the nonzero coefficients through the block's
+                        # mask (bit k = coefficient k nonzero), lowest first
+                        mask = masks[base]
+                        prev = 0
+                        while mask != 0:
+                            low = mask & -mask
+                            k = debruijn[((low * _DEBRUIJN) >> 58) & 63]
+                            mask ^= low
+                            run = k - prev - 1
+                            prev = k
                             val = np.int64(coef[k, base])
-                            if val == 0:
-                                run += 1
-                                continue
                             mag = -val if val < 0 else val
                             if mag >= 32768:
                                 return out, pos, 2, mcu
@@ -493,21 +531,34 @@ def _encode_sequential(coef, offsets, strides, hs, vs, dct, act, mcu_rows, mcu_c
                                 return out, pos, 3, mcu
                             if val < 0:
                                 val -= 1
+                            bits = val & ((np.int64(1) << nb) - 1)
                             pos, acc, nacc = _put(out, pos, acc, nacc,
-                                                  np.int64(codes[at, sym]), size)
-                            pos, acc, nacc = _put(out, pos, acc, nacc,
-                                                  val & ((np.int64(1) << nb) - 1), nb)
-                            run = 0
-                        if run > 0:
+                                                  (np.int64(codes[at, sym]) << nb) | bits,
+                                                  size + nb)
+                        if prev < 63:
                             size = np.int64(sizes[at, 0])
                             if size == 0:
                                 return out, pos, 3, mcu
                             pos, acc, nacc = _put(out, pos, acc, nacc,
                                                   np.int64(codes[at, 0]), size)
             mcu += 1
+    pos, acc, nacc = _drain(out, pos, acc, nacc)
     padpos[segment] = pos
     pos, padbits[segment] = _flush(out, pos, acc, nacc, pads[segment])
     return out, pos, 0, mcu
+
+
+@njit(cache=True, nogil=True)
+def nonzero_masks(coef):  # pragma: no cover - compiled
+    """Per block (column of ``coef[64, blocks]``) the mask of its nonzero AC coefficients."""
+    n = coef.shape[1]
+    masks = np.zeros(n, dtype=np.int64)
+    for k in range(1, 64):
+        bit = np.int64(1) << k
+        for b in range(n):
+            if coef[k, b] != 0:
+                masks[b] |= bit
+    return masks
 
 
 def scan_geometry(layout: Layout, scan: ScanLayout) -> tuple[int, int, list[int], list[int]]:
@@ -543,7 +594,7 @@ def planes(grids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def encode_sequential_scan(layout: Layout, scan: ScanLayout,
                            coefficients: tuple[np.ndarray, np.ndarray, np.ndarray],
-                           pads: np.ndarray | None = None,
+                           pads: np.ndarray | None = None, masks: np.ndarray | None = None,
                            ) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Regenerate the entropy-coded data of a sequential Huffman scan.
 
@@ -558,6 +609,8 @@ def encode_sequential_scan(layout: Layout, scan: ScanLayout,
             segment: its low 8 bits complete the last byte; bit 8 adds a whole
             pad byte to a segment that ends on a byte boundary (default: 1-bits,
             no extra byte, as T.81 and libjpeg).
+        masks: :func:`nonzero_masks` of ``coef`` (computed when not given;
+            pass them when regenerating several scans or several times).
 
     Returns:
         ``(data, padbits, padpos)``: the scan's bytes (restart markers
@@ -586,13 +639,15 @@ def encode_sequential_scan(layout: Layout, scan: ScanLayout,
     index = list(scan.components)
     padbits = np.zeros(nseg, dtype=np.int64)
     padpos = np.zeros(nseg, dtype=np.int64)
+    if masks is None:
+        masks = nonzero_masks(coef)
     out, length, err, mcu = _encode_sequential(
-        coef, np.ascontiguousarray(offsets[index], dtype=np.int64),
+        coef, masks, np.ascontiguousarray(offsets[index], dtype=np.int64),
         np.ascontiguousarray(strides[index], dtype=np.int64),
         np.array(hs, dtype=np.int64), np.array(vs, dtype=np.int64),
         np.arange(ns, dtype=np.int64), np.arange(ns, 2 * ns, dtype=np.int64),
-        np.int64(rows), np.int64(cols), np.int64(scan.restart_interval), _NBITS, codes, sizes,
-        np.ascontiguousarray(pads, dtype=np.uint16), padbits, padpos)
+        np.int64(rows), np.int64(cols), np.int64(scan.restart_interval), _NBITS, _DEBRUIJN_LUT,
+        codes, sizes, np.ascontiguousarray(pads, dtype=np.uint16), padbits, padpos)
     if err:
         what = {1: "DC difference beyond 15 bits", 2: "AC value beyond 15 bits",
                 3: "symbol missing from the Huffman table"}[err]

@@ -132,9 +132,10 @@ def test_metadata_segments_and_trailing_data(photo: np.ndarray) -> None:
 def _rewrite_scans(data: bytes, pads: int) -> bytes:
     """The same file with every entropy-coded segment padded with ``pads``."""
     layout = jl.parse_layout(data)
-    from jpegtorch.recompress.api import _coefficient_grids
+    from jpegtorch.recompress.api import _read_coefficients
 
-    planes = jl.planes(_coefficient_grids(data, None))
+    store = _read_coefficients(data, layout, None)
+    planes = (store.z, store.off, store.cols)
     pieces = layout.piece_bytes(data)
     out = [pieces[0]]
     for i, scan in enumerate(layout.scans):

@@ -36,7 +36,6 @@ import numpy as np
 from jpegtorch.errors import JPEGError
 from jpegtorch.formats import container as jtc
 from jpegtorch.formats import jpeg_layout as jl
-from jpegtorch.formats.zigzag import ZIGZAG
 
 from .coder import Store, decode_store, encode_store
 from .tables import MODEL_NAME, load_tables, model_hash
@@ -46,7 +45,6 @@ LAYOUT_VERSION = 1
 DEFAULT_MAX_PIXELS = 89_478_485
 """As the reader's (Pillow's) decompression-bomb limit."""
 
-_ZIGZAG = np.array(ZIGZAG, dtype=np.int64)
 _MODELLED, _VERBATIM = 0, 1
 _RAW, _ZLIB, _LZMA = 0, 1, 2
 
@@ -153,10 +151,11 @@ def _unpack_layout(data: bytes) -> _Parsed:
 # ---------------------------------------------------------------- coefficients
 
 
-def _coefficient_grids(data: bytes, max_pixels: int | None) -> list[np.ndarray]:
-    """Per frame component, int16 ``[by, bx, 64]`` zigzag coefficients (the reader's).
+def _read_coefficients(data: bytes, layout: jl.Layout, max_pixels: int | None) -> Store:
+    """The file's coefficients in a :class:`Store` over the blocks its scans code.
 
-    Strict first; lenient when that fails (the regeneration check decides
+    Read by the JPEG reader (its numpy internals: one place to adapt), strict
+    first; lenient when that fails (the regeneration check then decides
     whether what the lenient decoder made of the file is the whole story).
     """
     from jpegtorch.formats import jfif_reader
@@ -169,12 +168,14 @@ def _coefficient_grids(data: bytes, max_pixels: int | None) -> list[np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reader = jfif_reader._read(data, lenient=True, max_pixels=max_pixels, name=None)
-    assert reader.coefs is not None
-    grids = []
-    for c in reader.comps:
-        flat = reader.coefs[c.offset:c.offset + c.by * c.bx * 64]
-        grids.append(flat.reshape(c.by, c.bx, 64)[:, :, _ZIGZAG].astype(np.int16))
-    return grids
+    if reader.coefs is None or len(reader.comps) != len(layout.components):
+        raise JPEGError("the reader and the layout disagree on the components")
+    store = Store(_coded_grid(layout), _qtables(layout))
+    for i, c in enumerate(reader.comps):
+        if store.rows[i] > c.by or store.cols[i] > c.bx:
+            raise JPEGError("the reader and the layout disagree on the block grid")
+        store.fill(i, reader.coefs, c.offset, c.bx)
+    return store
 
 
 def _coded_grid(layout: jl.Layout) -> list[tuple[int, int]]:
@@ -285,37 +286,36 @@ def recompress_jpeg(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         ok = False
     if not ok:
         return _verbatim(data, layout, "the reconstruction check failed", warn=True)
+    if len(packed) < len(data):
+        return packed
     whole = _verbatim(data, layout, "", warn=False)
     return packed if len(packed) < len(whole) else whole  # never larger than storing it
 
 
 def _recompress(data: bytes, layout: jl.Layout, max_pixels: int | None) -> bytes:
     _check_modellable(layout)
-    grids = _coefficient_grids(data, max_pixels)
-    if len(grids) != len(layout.components):
-        raise JPEGError("the reader and the layout disagree on the components")
+    store = _read_coefficients(data, layout, max_pixels)
+    coefficients = (store.z, store.off, store.cols)
+    masks = jl.nonzero_masks(store.z)
     pads: list[np.ndarray | None] = []
     tails: list[bytes] = []
-    coefficients = jl.planes(grids)
     for scan in layout.scans:
         original = data[scan.start:scan.end]
 
         def encode(p: np.ndarray | None, scan: jl.ScanLayout = scan,
                    ) -> tuple[bytes, np.ndarray, np.ndarray]:
-            return jl.encode_sequential_scan(layout, scan, coefficients, p)
+            return jl.encode_sequential_scan(layout, scan, coefficients, p, masks)
 
         match = jl.match_scan(original, encode)
         if match is None:
             raise JPEGError("a scan's data differs from its regeneration")
         pads.append(match[0])
         tails.append(match[1])
-    shapes = _coded_grid(layout)
-    del coefficients
-    coefficients = encode_store(Store(shapes, _qtables(layout), grids), load_tables())
+    streams = encode_store(store, load_tables())
     layout_stream = _pack_layout(len(data), zlib.crc32(data), layout.piece_bytes(data), pads,
                                  tails)
-    return _container(layout, [("layout", layout_stream), ("coefficients", coefficients),
-                               ("jpeg", b"")], False, shapes)
+    return _container(layout, [("layout", layout_stream), ("coefficients", streams),
+                               ("jpeg", b"")], False, _coded_grid(layout))
 
 
 def _open(data: bytes) -> tuple[jtc.Container, dict[str, bytes], _Parsed]:
@@ -384,11 +384,12 @@ def _restore(box: jtc.Container, streams: dict[str, bytes], parsed: _Parsed,
     store = Store(shapes, _qtables(layout))
     decode_store(streams["coefficients"], store, load_tables())
     coefficients = (store.z, store.off, store.cols)
+    masks = jl.nonzero_masks(store.z)
     out = [parsed.pieces[0]]
     for i, scan in enumerate(layout.scans):
         try:
             scan_data, _, _ = jl.encode_sequential_scan(layout, scan, coefficients,
-                                                        parsed.pads[i])
+                                                        parsed.pads[i], masks)
         except JPEGError as exc:
             raise JPEGError(f"corrupt recompressed JPEG ({exc})") from None
         out += [scan_data, parsed.tails[i], parsed.pieces[i + 1]]

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from jpegtorch.errors import JPEGError
 
@@ -27,7 +28,8 @@ from . import rangecoder as rc
 
 @dataclass
 class Tables:
-    """Integer frequency tables (int32, every entry >= 1) of the three families."""
+    """Integer frequency tables (int32) of the three families: ``[contexts, K + 2]``,
+    every count >= 1, then their total (at most 2**16) and ``2**32 // total``."""
 
     nz: np.ndarray
     ac: np.ndarray
@@ -37,10 +39,22 @@ class Tables:
         return Tables(self.nz.copy(), self.ac.copy(), self.dc.copy())
 
     @staticmethod
+    def from_counts(nz: np.ndarray, ac: np.ndarray, dc: np.ndarray) -> Tables:
+        """Tables from ``[contexts, K]`` counts (entries clamped to >= 1)."""
+        def rows(counts: np.ndarray) -> np.ndarray:
+            counts = np.maximum(np.asarray(counts, dtype=np.int64), 1)
+            total = counts.sum(axis=1, keepdims=True)
+            if total.max(initial=0) > (1 << 16):
+                raise ValueError("prior counts must total at most 2**16 per context")
+            return np.concatenate([counts, total, (np.int64(1) << 32) // total],
+                                  axis=1).astype(np.int32)
+        return Tables(rows(nz), rows(ac), rows(dc))
+
+    @staticmethod
     def flat() -> Tables:
-        return Tables(np.ones((M.NZ_CONTEXTS, M.NZ_SYMBOLS), dtype=np.int32),
-                      np.ones((M.AC_CONTEXTS, M.VALUE_SYMBOLS), dtype=np.int32),
-                      np.ones((M.DC_CONTEXTS, M.VALUE_SYMBOLS), dtype=np.int32))
+        return Tables.from_counts(np.ones((M.NZ_CONTEXTS, M.NZ_SYMBOLS)),
+                                  np.ones((M.AC_CONTEXTS, M.VALUE_SYMBOLS)),
+                                  np.ones((M.DC_CONTEXTS, M.VALUE_SYMBOLS)))
 
 
 @dataclass
@@ -86,10 +100,30 @@ class Store:
             for i, (r, c) in enumerate(shapes):
                 self.component(i)[...] = np.moveaxis(grids[i][:r, :c], 2, 0)
 
+    def fill(self, i: int, coefs: np.ndarray, offset: int, stride: int) -> None:
+        """Copy component ``i``'s blocks from a flat natural-order array (the reader's).
+
+        Block ``(y, x)`` starts at ``coefs[offset + (y * stride + x) * 64]``.
+        """
+        _fill_planes(coefs, np.int64(offset), np.int64(stride), self.rows[i], self.cols[i],
+                     M.NATURAL, self.z, self.off[i])
+
     def component(self, i: int) -> np.ndarray:
         """Component ``i``'s coefficients, int16 ``[64, rows, cols]`` (a view)."""
         r, c = int(self.rows[i]), int(self.cols[i])
         return self.z[:, self.off[i]:self.off[i] + r * c].reshape(64, r, c)
+
+
+@njit(cache=True, nogil=True)
+def _fill_planes(coefs, offset, stride, rows, cols, natural, z, b0):  # pragma: no cover
+    for k in range(64):
+        nk = natural[k]
+        plane = z[k]
+        for y in range(rows):
+            base = offset + y * stride * 64 + nk
+            row = b0 + y * cols
+            for x in range(cols):
+                plane[row + x] = coefs[base + x * 64]
 
 
 def _levels(rows: np.ndarray, cols: np.ndarray) -> list[tuple[int, int]]:
@@ -137,9 +171,6 @@ def code_store(store: Store, tables: Tables, data: bytes | None = None,
     z = store.z
     nblocks = store.nblocks
     off, rows, cols, cc = store.off, store.rows, store.cols, store.cc
-    tot_nz = tables.nz.sum(axis=1, dtype=np.int32)
-    tot_ac = tables.ac.sum(axis=1, dtype=np.int32)
-    tot_dc = tables.dc.sum(axis=1, dtype=np.int32)
     if decoding:
         buf = np.frombuffer(bytearray(data), dtype=np.uint8)  # writable: one kernel per pass
         st = rc.decoder_state(buf)
@@ -157,7 +188,7 @@ def code_store(store: Store, tables: Tables, data: bytes | None = None,
         if out is not None:
             out.ensure(st, 4 * nblocks)
             buf = out.buf
-        M.nz_code(st, buf, decoding, tables.nz, tot_nz, st_nz, collect, nz, off, rows, cols,
+        M.nz_code(st, buf, decoding, tables.nz, st_nz, collect, nz, off, rows, cols,
                   cc, s, kind)
     if decoding and (nz > 63).any():
         raise JPEGError("corrupt recompressed coefficient data (count)")
@@ -175,21 +206,23 @@ def code_store(store: Store, tables: Tables, data: bytes | None = None,
     pattern = np.where((ys & 1) == 0, np.where((xs & 1) == 0, 0, 2),
                        np.where((xs & 1) == 1, 1, 2))
     passes = [np.flatnonzero((nzr > 0) & (pattern == p)) for p in range(M.AC_PASSES)]
+    counts = [len(p) for p in passes]
     for k in range(1, 64):
-        if not any(len(p) for p in passes):
+        if not any(counts):
             break
         merged = k >= M.MERGE_FROM
         for ptype, blocks in enumerate(passes):
-            if not len(blocks):
+            n = counts[ptype]
+            if not n:
                 continue
             if out is not None:
-                out.ensure(st, 8 * len(blocks))
+                out.ensure(st, 8 * n)
                 buf = out.buf
-            M.ac_code(st, buf, decoding, tables.ac, tot_ac, st_ac, collect, z, nzr, off, rows,
-                      cols, cc, comp_of, ys, xs, blocks, k, 0 if merged else ptype)
-        passes = [p[nzr[p] > 0] for p in passes]
-    active = np.concatenate(passes)
-    if decoding and (len(active) or (nzr < 0).any()):
+            M.ac_code(st, buf, decoding, tables.ac, st_ac, collect, z, nzr, off, rows, cols, cc,
+                      comp_of, ys, xs, blocks[:n], k, 0 if merged else ptype)
+        counts = [M.compact(p, n, nzr) for p, n in zip(passes, counts, strict=True)]
+    active = sum(counts)
+    if decoding and (active or (nzr < 0).any()):
         raise JPEGError("corrupt recompressed coefficient data (counts do not match)")
 
     # ---- 3. DC on the lattice, coarse to fine, predicted across block edges
@@ -200,7 +233,7 @@ def code_store(store: Store, tables: Tables, data: bytes | None = None,
         if out is not None:
             out.ensure(st, 8 * nblocks)
             buf = out.buf
-        M.dc_code(st, buf, decoding, tables.dc, tot_dc, st_dc, collect, z, edges, off, rows,
+        M.dc_code(st, buf, decoding, tables.dc, st_dc, collect, z, edges, off, rows,
                   cols, cc, store.q0, s, kind)
 
     if decoding:

@@ -85,6 +85,8 @@ _NZ_BUCKET = np.array([0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 7, 8, 8, 8, 8]
 NZR_BUCKET = np.array([0, 0, 1, 2, 3, 4, 4, 5, 5, 5] + [6] * 5 + [7] * 49, dtype=np.int64)
 
 _NATURAL = np.array(ZIGZAG, dtype=np.int64)
+NATURAL = _NATURAL
+"""Natural index of each zigzag position."""
 _ZIGZAG_OF = np.zeros(64, dtype=np.int64)
 _ZIGZAG_OF[_NATURAL] = np.arange(64)
 # zigzag index of the lower adjacent AC frequencies (row, col - 1) and (row - 1, col);
@@ -97,6 +99,9 @@ for _k in range(64):
         LOWER_H[_k] = _ZIGZAG_OF[_r * 8 + _c - 1]
     if _r > 0 and (_r - 1) * 8 + _c > 0:
         LOWER_V[_k] = _ZIGZAG_OF[(_r - 1) * 8 + _c]
+
+BITLEN = np.array([int(m).bit_length() for m in range(2048)], dtype=np.int64)
+"""Bit length of 0..2047 (the category of a magnitude; larger ones by a loop)."""
 
 # ---------------------------------------------------------------- DC edge weights
 EDGE_SHIFT = 14
@@ -132,59 +137,64 @@ FIRST_COL = np.array([_ZIGZAG_OF[8 * v] for v in range(8)], dtype=np.int64)
 
 
 # ---------------------------------------------------------------- adaptive coding
-INCREMENT = 24
+INCREMENT = 32
 """Count added to a context's symbol each time it is coded (the prior's rows sum
 to about PRIOR_TOTAL), so a file's own statistics soon dominate."""
-PRIOR_TOTAL = 1024
+PRIOR_TOTAL = 4096
 
 
 @njit(inline="always")
-def _adapt(freq, tot, t, s, k):  # pragma: no cover - compiled
-    freq[t, s] += INCREMENT
-    tot[t] += INCREMENT
-    if tot[t] > rc.MAX_TOTAL:
-        total = 0
-        for i in range(k):
-            f = (freq[t, i] + 1) >> 1
-            freq[t, i] = f
-            total += f
-        tot[t] = total
+def code_symbol(s_, buf, decoding, freq, t, sym, k, stats, collect):  # pragma: no cover
+    """Encode ``sym`` (or decode a symbol) in context ``t`` of a table of ``k`` symbols.
 
-
-@njit(inline="always")
-def code_symbol(s_, buf, decoding, freq, tot, t, sym, k, stats, collect):  # pragma: no cover
-    """Encode ``sym`` (or decode a symbol) in context ``t`` of a table of ``k``.
-
-    ``s_``: the range coder's state; returns ``(symbol, state)``.
+    ``freq[t, :k]``: the context's counts, ``freq[t, k]`` their total and
+    ``freq[t, k + 1]`` ``2**32 // total``, so that neither direction divides
+    on the coder's critical path: the step is ``range * reciprocal >> 32``
+    (at most ``range / total``) and the decoder finds its symbol by comparing
+    the code with multiples of the step. Adapts the counts; returns
+    ``(symbol, state)``.
     """
+    unit = (s_[1] * np.int64(freq[t, k + 1])) >> 32
     if decoding:
-        v, r, s_ = rc.decode_target(s_, np.int64(tot[t]))
+        code = s_[0]
         cum = np.int64(0)
         sym = 0
-        while sym < k - 1 and cum + freq[t, sym] <= v:
-            cum += freq[t, sym]
+        f = np.int64(freq[t, 0])
+        while sym < k - 1 and code >= unit * (cum + f):
+            cum += f
             sym += 1
-        s_ = rc.decode_commit(buf, s_, r, cum, np.int64(freq[t, sym]))
+            f = np.int64(freq[t, sym])
+        s_ = rc.decode_scaled(buf, s_, unit, cum, f)
     else:
         cum = np.int64(0)
         for i in range(sym):
             cum += freq[t, i]
-        s_ = rc.encode_symbol(buf, s_, cum, np.int64(freq[t, sym]), np.int64(tot[t]))
-    _adapt(freq, tot, t, sym, k)
+        f = np.int64(freq[t, sym])
+        s_ = rc.encode_scaled(buf, s_, unit, cum, f)
+    freq[t, sym] = f + INCREMENT
+    total = np.int64(freq[t, k]) + INCREMENT
+    if total > rc.MAX_TOTAL:
+        total = 0
+        for i in range(k):
+            x = (freq[t, i] + 1) >> 1
+            freq[t, i] = x
+            total += x
+    freq[t, k] = total
+    freq[t, k + 1] = (np.int64(1) << 32) // total
     if collect:
         stats[t, sym] += 1
     return sym, s_
 
 
 @njit(inline="always")
-def code_value(s_, buf, decoding, freq, tot, t, v, stats, collect):  # pragma: no cover
+def code_value(s_, buf, decoding, freq, t, v, stats, collect):  # pragma: no cover
     """Encode the integer ``v`` (or decode one) in context ``t``: ``(value, state)``.
 
     A decoded value outside the int16 range (damaged data) comes back as 0
     with the state's damage flag set.
     """
     if decoding:
-        sym, s_ = code_symbol(s_, buf, True, freq, tot, t, 0, VALUE_SYMBOLS, stats, collect)
+        sym, s_ = code_symbol(s_, buf, True, freq, t, 0, VALUE_SYMBOLS, stats, collect)
         if sym == 0:
             return np.int64(0), s_
         if sym == 1:
@@ -208,24 +218,27 @@ def code_value(s_, buf, decoding, freq, tot, t, v, stats, collect):  # pragma: n
             return np.int64(0), (x, rng, cache, np.int64(1), pos)
         return value, s_
     a = -v if v < 0 else v
-    c = 0
-    t2 = a
-    while t2:
-        c += 1
-        t2 >>= 1
+    if a < 2048:
+        c = BITLEN[a]
+    else:
+        c = 11
+        t2 = a >> 11
+        while t2:
+            c += 1
+            t2 >>= 1
     neg = np.int64(1) if v < 0 else np.int64(0)
     if c == 0:
-        _, s_ = code_symbol(s_, buf, False, freq, tot, t, 0, VALUE_SYMBOLS, stats, collect)
+        _, s_ = code_symbol(s_, buf, False, freq, t, 0, VALUE_SYMBOLS, stats, collect)
     elif c == 1:
-        _, s_ = code_symbol(s_, buf, False, freq, tot, t, 1, VALUE_SYMBOLS, stats, collect)
+        _, s_ = code_symbol(s_, buf, False, freq, t, 1, VALUE_SYMBOLS, stats, collect)
         s_ = rc.encode_bits(buf, s_, neg, 1)
     elif c <= 10:
-        _, s_ = code_symbol(s_, buf, False, freq, tot, t, 2 * c - 2 + ((a >> (c - 2)) & 1),
+        _, s_ = code_symbol(s_, buf, False, freq, t, 2 * c - 2 + ((a >> (c - 2)) & 1),
                             VALUE_SYMBOLS, stats, collect)
         s_ = rc.encode_bits(buf, s_, (neg << (c - 2)) | (a & ((np.int64(1) << (c - 2)) - 1)),
                             c - 1)
     else:
-        _, s_ = code_symbol(s_, buf, False, freq, tot, t, ESCAPE, VALUE_SYMBOLS, stats, collect)
+        _, s_ = code_symbol(s_, buf, False, freq, t, ESCAPE, VALUE_SYMBOLS, stats, collect)
         s_ = rc.encode_symbol(buf, s_, np.int64(c - 11), np.int64(1), np.int64(ESCAPE_RANGE))
         s_ = rc.encode_bits(buf, s_, (neg << (c - 1)) | (a & ((np.int64(1) << (c - 1)) - 1)), c)
     return v, s_
@@ -271,7 +284,7 @@ def _pass_class(s, kind):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def nz_code(st, buf, decoding, freq, tot, stats, collect, nz, off, rows, cols, cc, s,
+def nz_code(st, buf, decoding, freq, stats, collect, nz, off, rows, cols, cc, s,
             kind):  # pragma: no cover - compiled
     """Code the nonzero counts of one lattice pass.
 
@@ -306,7 +319,7 @@ def nz_code(st, buf, decoding, freq, tot, stats, collect, nz, off, rows, cols, c
                     _NZ_BUCKET[(2 * total + count) // (2 * count)]
                 t = (cc[c] * 4 + _pass_class(s, kind)) * NZ_BUCKETS + bucket
                 b = o + y * w + x
-                v, s_ = code_symbol(s_, buf, decoding, freq, tot, t, nz[b], NZ_SYMBOLS, stats,
+                v, s_ = code_symbol(s_, buf, decoding, freq, t, nz[b], NZ_SYMBOLS, stats,
                                     collect)
                 if decoding:
                     nz[b] = v
@@ -318,7 +331,7 @@ _RECIP = np.array([0, 1024, 512, 341, 256], dtype=np.int64)  # 1024 / count
 
 
 @njit(cache=True, nogil=True)
-def ac_code(st, buf, decoding, freq, tot, stats, collect, z, nzr, off, rows, cols, cc, comp_of,
+def ac_code(st, buf, decoding, freq, stats, collect, z, nzr, off, rows, cols, cc, comp_of,
             ys, xs, blocks, k, ptype):  # pragma: no cover - compiled
     """Code coefficient ``k`` of the blocks of one pass.
 
@@ -390,11 +403,10 @@ def ac_code(st, buf, decoding, freq, tot, stats, collect, z, nzr, off, rows, col
                 if ok:
                     count += 1
                     total += 2 * abs(np.int64(z[k, nb_]))
-        nb = 0
         m = (4 * total * _RECIP[count]) >> 10  # about 4x the mean magnitude
-        while m > 0 and nb < NB_BUCKETS - 1:
-            nb += 1
-            m >>= 1
+        nb = BITLEN[m] if m < 2048 else 11
+        if nb > NB_BUCKETS - 1:
+            nb = NB_BUCKETS - 1
         own = np.int64(0)
         if kh >= 0:
             own += abs(np.int64(z[kh, b]))
@@ -404,7 +416,7 @@ def ac_code(st, buf, decoding, freq, tot, stats, collect, z, nzr, off, rows, col
         t = (cc[c] * K_GROUPS + group) * AC_PER_GROUP \
             + ((ptype * NB_BUCKETS + nb) * OWN_BUCKETS + ob) * NZR_BUCKETS \
             + NZR_BUCKET[left if left < 64 else 63]
-        v, s_ = code_value(s_, buf, decoding, freq, tot, t, np.int64(z[k, b]), stats,
+        v, s_ = code_value(s_, buf, decoding, freq, t, np.int64(z[k, b]), stats,
                            collect)
         if decoding:
             z[k, b] = v
@@ -454,7 +466,7 @@ def _estimate(dc_n, edge_n, edge_x, q0):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def dc_code(st, buf, decoding, freq, tot, stats, collect, z, edges, off, rows, cols, cc, q0, s,
+def dc_code(st, buf, decoding, freq, stats, collect, z, edges, off, rows, cols, cc, q0, s,
             kind):  # pragma: no cover - compiled
     """Code the DCs of one lattice pass as residuals from their prediction.
 
@@ -528,9 +540,21 @@ def dc_code(st, buf, decoding, freq, tot, stats, collect, z, edges, off, rows, c
                 p = min(max(p, -32768), 32767)
                 t = (cc[c] * PASS_CLASSES + _pass_class(s, kind)) * DC_BUCKETS + bucket
                 r = ((np.int64(z[0, b]) - p + 32768) & 0xFFFF) - 32768
-                r, s_ = code_value(s_, buf, decoding, freq, tot, t, r, stats, collect)
+                r, s_ = code_value(s_, buf, decoding, freq, t, r, stats, collect)
                 if decoding:
                     z[0, b] = ((p + r + 32768) & 0xFFFF) - 32768
     rc.store(st, s_)
 
 
+
+
+@njit(cache=True, nogil=True)
+def compact(blocks, n, nzr):  # pragma: no cover - compiled
+    """Keep the first ``n`` blocks that still have nonzero coefficients; returns their count."""
+    m = 0
+    for i in range(n):
+        b = blocks[i]
+        if nzr[b] > 0:
+            blocks[m] = b
+            m += 1
+    return m

@@ -91,6 +91,22 @@ def encode_symbol(out, s, cum, freq, total):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
+def encode_scaled(out, s, unit, cum, freq):  # pragma: no cover - compiled
+    """Code a symbol occupying ``[cum, cum + freq)`` in steps of ``unit``.
+
+    ``unit`` is ``range / total`` rounded down, computed by the caller from a
+    reciprocal of the total (no division here); ``unit * total <= range``.
+    """
+    low, rng, cache, n, pos = s
+    low += unit * cum
+    rng = unit * freq
+    while rng < TOP:
+        rng <<= 8
+        low, cache, n, pos = _shift_low(out, low, cache, n, pos)
+    return low, rng, cache, n, pos
+
+
+@njit(inline="always")
 def encode_bits(out, s, value, nbits):  # pragma: no cover - compiled
     """Code ``nbits`` (0..32) raw bits of ``value``, most significant first."""
     low, rng, cache, n, pos = s
@@ -143,6 +159,18 @@ def decode_commit(data, s, r, cum, freq):  # pragma: no cover - compiled
     code, rng, cache, bad, pos = s
     code -= r * cum
     rng = r * freq
+    while rng < TOP:
+        rng <<= 8
+        code, pos, bad = _next(data, code, pos, bad)
+    return code, rng, cache, bad, pos
+
+
+@njit(inline="always")
+def decode_scaled(data, s, unit, cum, freq):  # pragma: no cover - compiled
+    """Consume the symbol at ``[cum, cum + freq)`` found with steps of ``unit``."""
+    code, rng, cache, bad, pos = s
+    code -= unit * cum
+    rng = unit * freq
     while rng < TOP:
         rng <<= 8
         code, pos, bad = _next(data, code, pos, bad)

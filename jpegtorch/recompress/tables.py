@@ -21,7 +21,7 @@ import numpy as np
 from . import model as M
 from .coder import Tables
 
-MODEL_NAME = "jrc-1"
+MODEL_NAME = "jrc-2"
 TABLES_FILE = "jrc_tables.npz"
 
 
@@ -47,7 +47,7 @@ def _load() -> tuple[Tables, bytes]:
         arrays = {name: np.ones(shape, dtype=np.uint16) for name, shape in _shapes().items()}
     for name in ("nz", "ac", "dc"):
         digest.update(name.encode() + arrays[name].astype("<u2").tobytes())
-    tables = Tables(*(np.maximum(arrays[n], 1).astype(np.int32) for n in ("nz", "ac", "dc")))
+    tables = Tables.from_counts(arrays["nz"], arrays["ac"], arrays["dc"])
     for a in (tables.nz, tables.ac, tables.dc):
         a.flags.writeable = False
     return tables, digest.digest()[:8]

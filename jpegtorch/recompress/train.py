@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import model as M
-from .coder import Stats, Store, Tables, accumulate
+from .coder import Stats, Tables, accumulate
 
 CONFIGS = ((50, 2), (75, 2), (85, 2), (90, 2), (95, 2), (75, 0), (90, 0), (90, 1))
 """(quality, Pillow subsampling: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0) per training image."""
@@ -41,7 +41,7 @@ def gather(root: Path, *, limit: int | None = None, quiet: bool = False) -> Stat
 
     from jpegtorch.formats import jpeg_layout as jl
 
-    from .api import _coded_grid, _coefficient_grids, _qtables
+    from .api import _read_coefficients
 
     stats = Stats.zeros()
     flat = Tables.flat()
@@ -53,9 +53,7 @@ def gather(root: Path, *, limit: int | None = None, quiet: bool = False) -> Stat
             buffer = io.BytesIO()
             image.save(buffer, "JPEG", quality=quality, subsampling=subsampling)
             data = buffer.getvalue()
-            layout = jl.parse_layout(data)
-            grids = _coefficient_grids(data, None)
-            accumulate(Store(_coded_grid(layout), _qtables(layout), grids), flat, stats)
+            accumulate(_read_coefficients(data, jl.parse_layout(data), None), flat, stats)
         if not quiet:
             print(f"\r{i + 1}/{len(files)} images, {time.time() - start:.0f} s", end="",
                   file=sys.stderr, flush=True)
