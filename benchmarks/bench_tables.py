@@ -23,7 +23,10 @@ quality exactly like the others -- and the shipped ``tuned-psnr`` and
 
 ``proxy``: :func:`jpegtorch.rate.estimate_bits` against ``len(file) * 8``
 over Kodak at qualities 10..95 with Annex K, mozjpeg's, the tuned and random
-tables (4:2:0; also 4:4:4 and grey for a subset).
+tables (4:2:0; also 4:4:4 and grey for a subset); and (issue 12) for files
+whose values the trellis chose (``trellis=True``, ``tune="psnr"``, q 30/60/90)
+and for progressive files (libjpeg's default script) of rounded and
+trellis-chosen values.
 
 ``calibrate``: writes files for random crops of the training set at random
 qualities and tables, measures the byte-stuffing fraction directly and fits
@@ -227,6 +230,7 @@ def run_proxy(args: argparse.Namespace) -> dict:
     rng = random.Random(2024)
     sets = table_sets(args.tables)
     rows = []
+    extra_rows: list[tuple] = []
     started = time.perf_counter()
     for name, image in images:
         choices = [(n, t) for n, t in sets.items()] + [
@@ -240,6 +244,25 @@ def run_proxy(args: argparse.Namespace) -> dict:
             for q in (10, 50, 90):
                 estimate, real = proxy_error(img, q, None, "4:4:4")
                 rows.append((sub, name, "annex-k", q, estimate, real))
+        # issue 12: trellis-chosen values and progressive files
+        for q in (30, 60, 90):
+            for kind in ("trellis", "tune-psnr"):
+                options = {"trellis": True} if kind == "trellis" else {"tune": "psnr"}
+                data = encode_jpeg(image, q, **options)
+                c = jpegtorch.read_coefficients(data)
+                extra_rows.append((kind, name, q, float(rate.estimate_bits(c)[0]),
+                                   len(data) * 8))
+                progressive = _progressive_file(c, data)
+                if progressive is not None:
+                    extra_rows.append((f"{kind} progressive", name, q,
+                                       float(rate.estimate_bits(c, scans=True)[0]),
+                                       len(progressive) * 8))
+            base = jpegtorch.encode(image, q, mode="hard")
+            progressive = _progressive_file(base, write_coefficients(base, optimize=True))
+            if progressive is not None:
+                extra_rows.append(("progressive", name, q,
+                                   float(rate.estimate_bits(base, scans=True)[0]),
+                                   len(progressive) * 8))
     elapsed = time.perf_counter() - started
     errors = np.array([e / r - 1.0 for *_, e, r in rows]) * 100
     main = np.array([e / r - 1.0 for s, *_, e, r in rows if s == "4:2:0"]) * 100
@@ -265,6 +288,17 @@ def run_proxy(args: argparse.Namespace) -> dict:
           f"within ±5%: {100 * stats['within_5pct']:.1f}% of files")
     for key, value in stats["max_abs_pct_by_tables"].items():
         print(f"  max |error| {key:<12} {value:.2f}%")
+    kinds: dict[str, list[float]] = {}
+    for kind, _n, _q, e, r in extra_rows:
+        kinds.setdefault(kind, []).append((e / r - 1) * 100)
+    stats["issue12"] = {}
+    for kind, values in kinds.items():
+        v = np.array(values)
+        stats["issue12"][kind] = {"files": len(v), "mean_pct": float(v.mean()),
+                                  "rms_pct": float(np.sqrt((v**2).mean())),
+                                  "max_abs_pct": float(np.abs(v).max())}
+        print(f"  {kind:<24} {len(v):4d} files: mean {v.mean():+.2f}%  rms "
+              f"{np.sqrt((v**2).mean()):.2f}%  max |error| {np.abs(v).max():.2f}%")
     return stats
 
 
@@ -383,9 +417,11 @@ def run_calibrate(args: argparse.Namespace) -> dict:
         sys.exit(f"bench_tables: no training data in {train}")
     data = load_images(train, min_size=64)
     rng = random.Random(1)
-    zero = rate.Calibration(huffman_overhead=0.0, stuffing=0.0)
-    unit = rate.Calibration(huffman_overhead=1.0, stuffing=0.0)
+    zero = rate.Calibration(huffman_overhead=0.0, stuffing=0.0, progressive_overhead=0.0)
+    unit = rate.Calibration(huffman_overhead=1.0, stuffing=0.0, progressive_overhead=0.0)
+    unit_p = rate.Calibration(huffman_overhead=0.0, stuffing=0.0, progressive_overhead=1.0)
     rows = []
+    prog_rows = []
     stuffed = coded = 0
     for _ in range(args.samples):
         image = data.images[rng.randrange(len(data))]
@@ -409,6 +445,14 @@ def run_calibrate(args: argparse.Namespace) -> dict:
         e0 = rate.estimate_rate(c, calibration=zero)
         symbols = float(rate.estimate_rate(c, calibration=unit).total[0] - e0.total[0])
         rows.append((float(e0.total[0]), float(e0.data[0]), symbols, len(data_bytes) * 8))
+        # the progressive model: libjpeg's default progression of the same values
+        progressive = _progressive_file(c, data_bytes)
+        if progressive is not None:
+            p0 = rate.estimate_rate(c, calibration=zero, scans=True)
+            p_symbols = float(rate.estimate_rate(c, calibration=unit_p, scans=True).total[0]
+                              - p0.total[0])
+            prog_rows.append((float(p0.total[0]), float(p0.data[0]), p_symbols,
+                              len(progressive) * 8, len(p0.per_scan[0])))
     a = np.array(rows)
     stuffing = stuffed / coded
     target = (a[:, 3] - a[:, 0] - stuffing * (a[:, 1] - rate.PADDING_BITS)) / a[:, 3]
@@ -421,9 +465,40 @@ def run_calibrate(args: argparse.Namespace) -> dict:
           f"max |error| {np.abs(error).max():.2f}%")
     print(f"  stored in jpegtorch/rate.py: HUFFMAN_OVERHEAD = {rate.HUFFMAN_OVERHEAD}, "
           f"STUFFING = {rate.STUFFING}")
-    return {"samples": len(rows), "stuffing": stuffing, "huffman_overhead": overhead,
-            "rms_pct": float(np.sqrt((error**2).mean())),
-            "max_abs_pct": float(np.abs(error).max())}
+    out = {"samples": len(rows), "stuffing": stuffing, "huffman_overhead": overhead,
+           "rms_pct": float(np.sqrt((error**2).mean())),
+           "max_abs_pct": float(np.abs(error).max())}
+    if prog_rows:
+        p = np.array(prog_rows)
+        padding = rate.PADDING_BITS * p[:, 4]
+        target = (p[:, 3] - p[:, 0] - stuffing * (p[:, 1] - padding)) / p[:, 3]
+        p_overhead = float(np.linalg.lstsq(p[:, 2:3] / p[:, 3:4], target, rcond=None)[0][0])
+        fitted = p[:, 0] + p_overhead * p[:, 2] + stuffing * (p[:, 1] - padding)
+        p_error = (fitted / p[:, 3] - 1) * 100
+        print(f"  progressive (libjpeg's default script, {len(p)} files): Huffman overhead "
+              f"{p_overhead:.4f} bits/symbol; fit error rms "
+              f"{np.sqrt((p_error**2).mean()):.2f}%, max |error| {np.abs(p_error).max():.2f}%"
+              f"  (stored: PROGRESSIVE_OVERHEAD = {rate.PROGRESSIVE_OVERHEAD})")
+        out.update(progressive_samples=len(p), progressive_overhead=p_overhead,
+                   progressive_rms_pct=float(np.sqrt((p_error**2).mean())),
+                   progressive_max_abs_pct=float(np.abs(p_error).max()))
+    return out
+
+
+def _progressive_file(coefficients: object, baseline: bytes) -> bytes | None:
+    """The progressive file (libjpeg's default script) of the same coefficients: our
+    writer when it has ``progressive=``, else libjpeg-turbo's jpegtran; None if neither."""
+    import inspect
+    import shutil
+    import subprocess
+
+    if "progressive" in inspect.signature(write_coefficients).parameters:
+        return write_coefficients(coefficients, progressive=True)  # type: ignore[call-arg]
+    jpegtran = shutil.which("jpegtran")
+    if jpegtran is None:
+        return None
+    return subprocess.run([jpegtran, "-progressive", "-copy", "none"], input=baseline,
+                          capture_output=True, check=True).stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,7 @@ class EncodeTask(Task):
     tune: str | None = None
     strip: bool = False
     auto_orient: bool = False
-    progressive: bool = False
+    progressive: bool | None = False  # None: the encoder's choice (sequential; --tune picks)
     scans: Any = None  # a scan script (tuple of formats.scans.Scan) or None
     restart_rows: int = 0
     force_baseline: bool = True
@@ -95,7 +95,7 @@ class EncodeTask(Task):
 
     def layout_options(self) -> dict[str, Any]:
         """The writer's file-layout keywords (progression, restarts, tables' precision)."""
-        return {"progressive": self.progressive, "scans": self.scans,
+        return {"progressive": bool(self.progressive), "scans": self.scans,
                 "restart_rows": self.restart_rows, "force_baseline": self.force_baseline}
 
     def prepare(self) -> None:
@@ -167,7 +167,8 @@ class EncodeTask(Task):
             jpeg = encode_jpeg(torch.from_numpy(array), self.quality,
                                subsampling=self.subsampling, optimize=self.optimize,
                                restart_interval=self.restart, tables=tables,
-                               trellis=self.trellis, tune=self.tune, metadata=meta)
+                               trellis=self.trellis, tune=self.tune, metadata=meta,
+                               progressive=self.progressive, scans=self.scans)
         else:
             from jpegtorch.formats.jfif_writer import encode_array
 
@@ -333,9 +334,12 @@ class RecompressTask(Task):
               help="Clamp quality-scaled tables to 8 bits (Pillow, cjpeg -baseline); "
                    "--no-force-baseline keeps entries up to 32767 at low quality (16-bit "
                    "tables, as plain cjpeg).")
-@click.option("--progressive", is_flag=True,
+@click.option("--progressive/--sequential", default=None,
               help="Progressive JPEG: libjpeg's default progression with optimal Huffman "
-                   "tables per scan (cjpeg -progressive, Pillow progressive=True).")
+                   "tables per scan (cjpeg -progressive, Pillow progressive=True). Default: "
+                   "sequential, except with --tune, which picks the smallest of sequential, "
+                   "the default progression and spectral bands searched for the image "
+                   "(--progressive: one of the progressive two).")
 @click.option("--scans", "scans_file", metavar="FILE",
               help="Scan script in cjpeg's -scans format ('0,1,2: 0-0, 0, 1;' ...); as in "
                    "cjpeg it makes the file progressive unless its first scan is 0-63.")
@@ -359,7 +363,7 @@ class RecompressTask(Task):
 @handle_errors
 def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, codec: str,
            subsampling: str, grayscale: bool, optimize: bool, restart: int,
-           restart_rows: int, force_baseline: bool, progressive: bool,
+           restart_rows: int, force_baseline: bool, progressive: bool | None,
            scans_file: str | None, tables: str | None, trellis: bool, tune: str | None,
            max_pixels: int,
            strip: bool, auto_orient: bool, force: bool, no_clobber: bool,
@@ -438,10 +442,9 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
 
         from jpegtorch.errors import JPEGError
 
-        if (trellis or tune) and any(layout.values()):
-            raise click.UsageError("--progressive, --scans, --restart-rows and "
-                                   "--no-force-baseline do not combine with --trellis or "
-                                   "--tune yet")
+        if (trellis or tune) and (restart_rows or not force_baseline):
+            raise click.UsageError("--restart-rows and --no-force-baseline do not combine with "
+                                   "--trellis or --tune (use --restart)")
         try:
             base_tables = read_tables(tables) if tables is not None else None
         except JPEGError as exc:

@@ -1019,7 +1019,7 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 optimize: bool = False, restart_interval: int = 0,
                 tables: Tensor | str | os.PathLike[str] | None = None,
                 trellis: bool = False, tune: str | None = None,
-                progressive: bool = False, scans: ScansLike | None = None,
+                progressive: bool | None = None, scans: ScansLike | None = None,
                 restart_rows: int = 0, force_baseline: bool = True,
                 metadata: Metadata | None = None, exif: bytes | None = None,
                 icc_profile: bytes | None = None, xmp: bytes | str | None = None,
@@ -1030,8 +1030,8 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
     Runs the pipeline's compiled stages band by band (see :func:`encode_array`,
     which this wraps without copying the image). With ``trellis`` or ``tune``
     the quantized values are chosen by :mod:`jpegtorch.optimize` instead (still
-    a standard baseline file, with optimal Huffman tables; no longer
-    libjpeg-turbo's bytes).
+    a standard Huffman-coded file, baseline or progressive, with optimal
+    Huffman tables; no longer libjpeg-turbo's bytes).
 
     Args:
         image: uint8 tensor ``[C, H, W]`` (C = 1 gray, 3 RGB), values 0..255,
@@ -1054,9 +1054,16 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         tune: None, "psnr" or "ssim": the best file for that metric at the
             trade-off ``quality`` sets (per-image choices; default tables
             the ``tuned-psnr`` / ``tuned-ssim`` presets; implies ``trellis``).
-        progressive, scans, restart_rows, force_baseline: as for
-            :func:`encode_array` (progressive output, a scan script, restart
-            markers every N MCU rows, 16-bit tables as plain cjpeg).
+        progressive: a progressive file (SOF2): libjpeg's default progression
+            (``jpeg_simple_progression``) with optimal tables per scan. None
+            (default) is False, except with ``tune``: then the encoder picks
+            the least ``D + lambda * R`` of the baseline file, the default
+            progression and a scan script of spectral bands searched for the
+            image (:func:`jpegtorch.optimize.tuning.encode_optimized`); True
+            with ``tune`` picks the better progressive one; False: baseline.
+        scans, restart_rows, force_baseline: as for :func:`encode_array` (a
+            scan script, restart markers every N MCU rows, 16-bit tables as
+            plain cjpeg; the last two not with ``trellis`` or ``tune``).
         metadata: a :class:`jpegtorch.formats.metadata.Metadata` to carry
             (e.g. ``read_jpeg_metadata(original)``: EXIF, ICC, XMP, comments,
             density and other APPn segments, like ``jpegtran -copy all``).
@@ -1093,12 +1100,13 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         _check_quality(quality)
         _check_subsampling(subsampling)
         _check_restart(restart_interval)
-        if progressive or scans is not None or restart_rows or not force_baseline:
-            raise JPEGError("progressive, scans, restart_rows and force_baseline=False are "
-                            "not available with trellis or tune yet")
+        if restart_rows or not force_baseline:
+            raise JPEGError("restart_rows and force_baseline=False are not available with "
+                            "trellis or tune (use restart_interval)")
         return _with_metadata(
             encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
-                             tune=tune, restart_interval=restart_interval), extra)
+                             tune=tune, restart_interval=restart_interval,
+                             progressive=progressive, scans=scans), extra)
     return encode_array(image.detach().cpu().numpy(), quality, layout="CHW",
                         subsampling=subsampling, optimize=bool(optimize),
                         restart_interval=restart_interval, tables=tables,

@@ -70,8 +70,9 @@ def _nbits(v):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cover - compiled
-    """AC trellis of every block of one component.
+def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out, ss=1, se=63,
+               eob_bits=-1.0):  # pragma: no cover - compiled
+    """AC trellis of every block of one component, over the band ``ss..se``.
 
     Args:
         raw: ``[B, 64]`` int32 FDCT output (natural order, scaled by 8), or
@@ -81,17 +82,24 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cove
         lam: bits -> distortion units.
         ac_len: ``[256]`` float64 code length of every AC symbol (bits).
         zigzag: ``[64]`` int64 natural index of each zigzag position.
-        out: ``[B, 64]`` int32; AC entries are written, DC is left alone.
+        out: ``[B, 64]`` int32; the band's entries are written, the rest is
+            left alone.
+        ss, se: the band (zigzag indexes, 1 <= ss <= se <= 63): a sequential
+            scan's 1..63, or one spectral band of a progressive file (its own
+            Huffman table; runs start at ``ss``).
+        eob_bits: the bits of ending the band before ``se`` (default: the EOB
+            symbol's code length, as in a sequential scan; a progressive band
+            passes the cost its end-of-band runs spend per block).
 
     Returns:
-        The summed AC cost ``D_ac + lam * R_ac`` (float64).
+        The summed cost ``D + lam * R`` of the band (float64).
     """
     nblocks = raw.shape[0]
-    acc_zero = np.zeros(64)
-    best = np.zeros(64)
-    start = np.zeros(64, dtype=np.int64)
-    value = np.zeros(64, dtype=np.int64)
-    cand_pos = np.zeros(64, dtype=np.int64)
+    acc_zero = np.zeros(65)
+    best = np.zeros(65)
+    start = np.zeros(65, dtype=np.int64)
+    value = np.zeros(65, dtype=np.int64)
+    cand_pos = np.zeros(65, dtype=np.int64)
     cand_v = np.zeros(16, dtype=np.int64)
     cand_d = np.zeros(16)
     cand_s = np.zeros(16, dtype=np.int64)
@@ -101,15 +109,16 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cove
         z = zigzag[i]
         wq[i] = weight[z] / 64.0
         q8[i] = 8 * quant[z]
-    eob = lam * ac_len[0]
+    eob = lam * (ac_len[0] if eob_bits < 0 else eob_bits)
     zrl = lam * ac_len[0xF0]
+    origin = ss - 1  # the band's start node
     total = 0.0
     for b in range(nblocks):
         npos = 1
-        cand_pos[0] = 0
-        best[0] = 0.0
-        acc_zero[0] = 0.0
-        for i in range(1, 64):
+        cand_pos[0] = origin
+        best[origin] = 0.0
+        acc_zero[origin] = 0.0
+        for i in range(ss, se + 1):
             z = zigzag[i]
             x = raw[b, z]
             ax = -x if x < 0 else x
@@ -129,14 +138,19 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cove
                 cand_s[k] = k + 1
                 cand_d[k] = wq[i] * d * d
             bc = _INF
-            bj = 0
+            bj = origin
             bv = 0
-            for p in range(npos):
+            dmin = cand_d[0]
+            for k in range(1, nb):
+                dmin = min(dmin, cand_d[k])
+            # nearest predecessors first: they usually win, and a predecessor
+            # whose cost before any bits already exceeds the best is skipped
+            for p in range(npos - 1, -1, -1):
                 j = cand_pos[p]
-                if best[j] >= _INF:
-                    continue
                 run = i - 1 - j
                 base = best[j] + acc_zero[i - 1] - acc_zero[j] + (run >> 4) * zrl
+                if base + dmin >= bc:
+                    continue
                 r = (run & 15) << 4
                 for k in range(nb):
                     c = base + lam * (ac_len[r + cand_s[k]] + cand_s[k]) + cand_d[k]
@@ -149,25 +163,83 @@ def trellis_ac(raw, quant, weight, lam, ac_len, zigzag, out):  # pragma: no cove
             value[i] = bv if x >= 0 else -bv
             cand_pos[npos] = i
             npos += 1
-        # the end of the block: after which nonzero position (0 = none) comes the EOB?
-        end_cost = acc_zero[63] + eob
-        last = 0
+        # the end of the band: after which nonzero position (origin = none) the EOB?
+        end_cost = acc_zero[se] + eob
+        last = origin
         for p in range(1, npos):
             i = cand_pos[p]
-            c = best[i] + acc_zero[63] - acc_zero[i]
-            if i < 63:
+            c = best[i] + acc_zero[se] - acc_zero[i]
+            if i < se:
                 c += eob
             if c < end_cost:
                 end_cost = c
                 last = i
         total += end_cost
-        for i in range(1, 64):
+        for i in range(ss, se + 1):
             out[b, zigzag[i]] = 0
         i = last
-        while i > 0:
+        while i > origin:
             out[b, zigzag[i]] = value[i]
             i = start[i]
     return total
+
+
+@njit(cache=True, nogil=True)
+def band_stats(blocks, ss, se, restart, zigzag, counts):  # pragma: no cover - compiled
+    """Count the symbols of a progressive AC first scan (``Al = 0``) of one component.
+
+    Args:
+        blocks: ``[B, 64]`` int32 quantized values (natural order) of the
+            component's own blocks in raster order (a single-component scan).
+        ss, se: the band.
+        restart: blocks between restart markers (0: none).
+        zigzag: ``[64]`` natural index of each zigzag position.
+        counts: ``[257]`` int64, the symbols are added (run/size, ZRL, and
+            EOBRUN symbols ``n << 4``, T.81 G.1.2.2).
+
+    Returns:
+        ``(extra_bits, eob_blocks)``: magnitude bits plus EOBRUN bits, and how
+        many blocks ended their band in an end-of-band run.
+    """
+    extra = 0
+    eob_blocks = 0
+    eobrun = 0
+    for b in range(blocks.shape[0]):
+        if restart > 0 and b > 0 and b % restart == 0 and eobrun > 0:
+            n = _nbits(eobrun) - 1
+            counts[n << 4] += 1
+            extra += n
+            eobrun = 0
+        run = 0
+        for i in range(ss, se + 1):
+            v = np.int64(blocks[b, zigzag[i]])
+            if v == 0:
+                run += 1
+                continue
+            if eobrun > 0:
+                n = _nbits(eobrun) - 1
+                counts[n << 4] += 1
+                extra += n
+                eobrun = 0
+            while run > 15:
+                counts[0xF0] += 1
+                run -= 16
+            s = _nbits(v if v >= 0 else -v)
+            counts[(run << 4) + s] += 1
+            extra += s
+            run = 0
+        if run > 0:
+            eobrun += 1
+            eob_blocks += 1
+            if eobrun == 0x7FFF:
+                counts[14 << 4] += 1
+                extra += 14
+                eobrun = 0
+    if eobrun > 0:
+        n = _nbits(eobrun) - 1
+        counts[n << 4] += 1
+        extra += n
+    return extra, eob_blocks
 
 
 @njit(cache=True, nogil=True)
