@@ -151,6 +151,12 @@ class CompareTask(Task):
 @click.option("--progressive", is_flag=True,
               help="Progressive files (libjpeg's default progression) from jpegtorch, pillow, "
                    "opencv and libjpeg; mozjpeg is progressive anyway.")
+@click.option("--trellis", is_flag=True,
+              help="jpegtorch with trellis quantization (jtorch encode --trellis); the "
+                   "references keep their own coding.")
+@click.option("--tune", type=click.Choice(["psnr", "ssim"]), default=None,
+              help="jpegtorch tuned per image for PSNR or SSIM (jtorch encode --tune); "
+                   "compare with '--ref mozjpeg --mozjpeg-args -tune-psnr'.")
 @click.option("--mozjpeg", "mozjpeg_path", metavar="PATH",
               help="mozjpeg's cjpeg (or its folder) for --ref mozjpeg.  [default: a mozjpeg "
                    "cjpeg on the PATH]")
@@ -192,7 +198,8 @@ class CompareTask(Task):
 @quiet_debug_options
 @handle_errors
 def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsampling: str,
-            optimize: bool, progressive: bool, mozjpeg_path: str | None, mozjpeg_args: str,
+            optimize: bool, progressive: bool, trellis: bool, tune: str | None,
+            mozjpeg_path: str | None, mozjpeg_args: str,
             tables: str | None, codecs: tuple[str, ...],
             level_text: str | None, model: str | None, fmt: str, output: str,
             plot: str | None, save: str | None, repeat: int, threads: int | None,
@@ -216,6 +223,7 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
       jtorch compare photos/ -q 10,50,90 -F json -j 0 | jq '.[] | select(.codec=="opencv")'
       jtorch compare photo.png --tables tuned-psnr --ref opencv --save out/cmp
       jtorch compare photos/ --ref mozjpeg --mozjpeg ~/mozjpeg/cjpeg -q 30:90:10
+      jtorch compare photos/ --ref mozjpeg --mozjpeg-args -tune-psnr --tune psnr
     """
     qualities = _qualities(quality_text, "--quality", 1, 100)
     levels = _qualities(level_text, "--levels", 1, 255) if level_text else None
@@ -265,8 +273,11 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
         raise click.BadParameter(str(exc), param_hint="--mozjpeg-args") from None
     if (mozjpeg_path or extra) and "mozjpeg" not in refs:
         raise click.UsageError("--mozjpeg and --mozjpeg-args apply to --ref mozjpeg")
+    if (trellis or tune) and "jpeg" not in codecs:
+        raise click.UsageError("--trellis and --tune apply to --codec jpeg")
     settings = lib.JPEGSettings(subsampling=subsampling, optimize=optimize, tables=base_tables,
-                                progressive=progressive, mozjpeg=mozjpeg_path,
+                                progressive=progressive, trellis=trellis, tune=tune,
+                                mozjpeg=mozjpeg_path,
                                 mozjpeg_args=extra)
     task = CompareTask(refs=refs, codecs=codecs, qualities=qualities, levels=levels,
                        settings=settings, model=model, repeat=repeat, threads=threads,

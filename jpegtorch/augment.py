@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._arith import MODES, check_mode
+from ._arith import check_mode
 from .sampling import parse_subsampling
 
 
@@ -102,9 +102,7 @@ class RandomJPEG(nn.Module):
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
-        if mode not in MODES:
-            check_mode(mode)
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.same_on_batch = bool(same_on_batch)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, "

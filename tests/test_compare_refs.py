@@ -180,3 +180,47 @@ def test_comparison_api_takes_the_new_settings() -> None:
         records = comparison.compare_image(synthetic(24, 40), "x")
     assert all(r.bytes_identical for r in records if r.codec == "pillow")
     assert "mozjpeg" in lib.REFERENCES
+
+
+def test_trellis_and_tune_reach_jpegtorch_only(photo: Path) -> None:
+    """--trellis / --tune: jpegtorch's files are encode_jpeg's with them (no longer
+    libjpeg-turbo's bytes), the references keep theirs, and our decoder still gives
+    Pillow's pixels on every file."""
+    import jpegtorch
+
+    image = np.array(Image.open(photo))
+    tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+    for flags, options in ((("--trellis",), {"trellis": True}),
+                           (("--tune", "psnr"), {"tune": "psnr"})):
+        result = run(str(photo), "--ref", "pillow", "-q", "60", *flags, "--format", "json")
+        assert result.exit_code == 0, result.output
+        records = json.loads(result.stdout)
+        ours = next(r for r in records if r["codec"] == "jpegtorch")
+        pillow = next(r for r in records if r["codec"] == "pillow")
+        expected = jpegtorch.encode_jpeg(tensor, 60, **options)
+        assert ours["bytes"] == len(expected), flags
+        assert pillow["bytes_identical"] is False and pillow["decoder_identical"] is True
+        plain = jpegtorch.encode_jpeg(tensor, 60, optimize=True)
+        assert pillow["bytes"] == len(jpegtorch.encode_jpeg(tensor, 60))
+        if "--trellis" in flags:  # trellis: fewer bytes than libjpeg's rounding (optimized)
+            assert ours["bytes"] < len(plain)
+        decoded = np.array(Image.open(io.BytesIO(expected)).convert("RGB"))
+        assert np.array_equal(_as_hwc(jpegtorch.decode_jpeg(expected)), decoded)
+    result = run(str(photo), "--codec", "learned", "--trellis")
+    assert result.exit_code == 2 and "apply to --codec jpeg" in result.output
+    with pytest.raises(ValueError, match="tune"):
+        lib.JPEGSettings(tune="fast")
+
+
+def _as_hwc(image: torch.Tensor) -> np.ndarray:
+    return image.permute(1, 2, 0).numpy() if image.shape[0] == 3 else image[0].numpy()
+
+
+@needs_mozjpeg
+def test_tune_against_mozjpeg_tune_psnr(photo: Path) -> None:
+    """The measurement issue 12 asks for, through the CLI: jpegtorch --tune psnr
+    against mozjpeg -tune-psnr, the BD-rate in the table's summary."""
+    result = run(str(photo), "--ref", "mozjpeg", "--mozjpeg", MOZJPEG, "--mozjpeg-args",
+                 "-tune-psnr", "--tune", "psnr", "-q", "40,60,75,90")
+    assert result.exit_code == 0, result.output
+    assert "BD-rate" in result.stdout and "mozjpeg" in result.stdout

@@ -201,3 +201,24 @@ def test_quality_gradient_sign_q20_to_80_against_finite_differences() -> None:
             # same order of magnitude as the real slope (ste: about 2x, see README)
             ratio = q.grad / fd
             assert (ratio > 0.3).all() and (ratio < 5).all(), (mode, name, ratio)
+
+
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
+def test_ste_image_gradient_is_one_fixed_linear_map(subsampling: str) -> None:
+    """ste's image gradient does not depend on the image or the quality: it is
+    the vector-Jacobian product of one fixed linear map (colour conversion,
+    down/up-sampling and the DCT pair without rounding or clamping), i.e.
+    BPDA; for 4:4:4 that map is the identity up to libjpeg's fixed-point
+    constants (see test_ste_forward_equals_hard_and_gradient_is_straight_through)."""
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(1, 3, 24, 40, generator=gen)
+    grads = []
+    for image, quality in ((_photo(40)[..., :24, :40], 10.0), (_photo(40)[..., 8:32, :40], 90.0),
+                           (torch.rand(1, 3, 24, 40, generator=gen), 50.0)):
+        x = image.clone().requires_grad_(True)
+        (jpegtorch.jpeg(x, quality, subsampling=subsampling, mode="ste") * v).sum().backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[2], rtol=0, atol=1e-6)
+    identity_error = float((grads[0] - v).abs().max())
+    assert (identity_error < 2e-3) == (subsampling == "4:4:4"), identity_error

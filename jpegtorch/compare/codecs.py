@@ -63,7 +63,8 @@ class Codec:
 
 
 class JpegtorchCodec(Codec):
-    """jpegtorch's JPEG writer (:func:`jpegtorch.encode_jpeg`) and decoder."""
+    """jpegtorch's JPEG writer (:func:`jpegtorch.encode_jpeg`, with the settings'
+    ``trellis`` / ``tune``) and decoder."""
 
     name = OURS
 
@@ -84,7 +85,9 @@ class JpegtorchCodec(Codec):
         s = self.settings
         return self._jpegtorch.encode_jpeg(prepared, quality, subsampling=s.subsampling,
                                            optimize=s.optimize, tables=self._tables,
-                                           progressive=s.progressive)
+                                           trellis=s.trellis, tune=s.tune,
+                                           # None: tune may still pick a progressive file
+                                           progressive=True if s.progressive else None)
 
     def decode(self, data: bytes) -> np.ndarray:
         return _as_hwc(self._jpegtorch.decode_jpeg(data))

@@ -70,6 +70,12 @@ class JPEGSettings:
     ``progressive``: jpegtorch, Pillow, OpenCV and libjpeg's cjpeg write
     progressive files (libjpeg's default progression, optimal Huffman tables).
 
+    ``trellis`` and ``tune`` (None, "psnr" or "ssim") apply to jpegtorch only
+    (:func:`jpegtorch.encode_jpeg`: quantized values chosen per image, so no
+    longer libjpeg-turbo's bytes; with ``tune`` and ``progressive`` False the
+    encoder may still pick a progressive file): the way to measure them
+    against mozjpeg (``tune="psnr"`` with ``mozjpeg_args=("-tune-psnr",)``).
+
     mozjpeg runs with its own defaults (trellis quantization, progressive
     scans searched per image, optimized Huffman codes, its default
     quantization table) plus ``subsampling`` and ``tables`` from here, and
@@ -82,6 +88,8 @@ class JPEGSettings:
     optimize: bool = False
     tables: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     progressive: bool = False
+    trellis: bool = False
+    tune: str | None = None
     mozjpeg: str | None = None
     mozjpeg_args: tuple[str, ...] = ()
 
@@ -91,6 +99,8 @@ class JPEGSettings:
         if self.tables is not None and (len(self.tables) != 2
                                         or any(len(t) != 64 for t in self.tables)):
             raise ValueError("tables must be two tables of 64 values (luma, chroma)")
+        if self.tune not in (None, "psnr", "ssim"):
+            raise ValueError(f"tune must be None, 'psnr' or 'ssim', got {self.tune!r}")
 
 
 @dataclass
