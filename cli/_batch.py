@@ -546,8 +546,9 @@ def run_items(items: Sequence[Item], task: Task, *, jobs: int = 1, files: Output
         seconds = time.perf_counter() - start
         count = len(items) + problem_count
         click.echo(
-            f"jtorch: summary: {count} file{'s' if count != 1 else ''} {task.label}, "
-            f"{failures} failed, {_format_bytes(reporter.bytes_in)} in, "
+            f"jtorch: summary: {count} file{'s' if count != 1 else ''}, "
+            f"{count - failures} {task.label}, {failures} failed, "
+            f"{_format_bytes(reporter.bytes_in)} in, "
             f"{_format_bytes(reporter.bytes_out)} out, {seconds:.2f} s"
             + (f" ({workers} jobs)" if workers > 1 else ""), err=True)
     return failures

@@ -194,7 +194,7 @@ def test_folder_and_recursive_mirror(tmp_path: Path) -> None:
     result = invoke("encode", str(photos), "-o", str(tmp_path / "flat"))
     assert result.exit_code == 0, result.output
     assert tree(tmp_path / "flat") == ["a.jpg"]
-    assert "summary: 1 file encoded, 0 failed" in result.stderr
+    assert "summary: 1 file, 1 encoded, 0 failed" in result.stderr
     result = invoke("encode", "-r", str(photos), "-o", str(tmp_path / "mirror"))
     assert result.exit_code == 0, result.output
     assert tree(tmp_path / "mirror") == ["a.jpg", "trip/b.jpg", "trip/day2/c.jpg"]
@@ -256,7 +256,7 @@ def test_json_records_and_summary(tmp_path: Path) -> None:
     summary = [line for line in result.stderr.splitlines()
                if line.startswith("jtorch: summary:")]
     assert len(summary) == 1
-    assert summary[0].startswith("jtorch: summary: 2 files encoded, 1 failed, ")
+    assert summary[0].startswith("jtorch: summary: 2 files, 1 encoded, 1 failed, ")
     assert f", {good.stat().st_size + 9} bytes in, {size} bytes out, " in summary[0]
     assert summary[0].endswith(" s")
     quiet = invoke("encode", str(good), "-o", str(tmp_path / "q"), "--json", "-Q", "-r")

@@ -71,7 +71,7 @@ def test_batch_into_directory_goes_on_past_bad_files(photo: Path, tmp_path: Path
     if CJPEG is not None:
         assert ours == subprocess.run([CJPEG, str(second)], capture_output=True).stdout
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("jtorch: summary: 4 files encoded, 2 failed, ")
+    assert lines[-1].startswith("jtorch: summary: 4 files, 2 encoded, 2 failed, ")
     lines = lines[:-1]
     assert len(lines) == 2
     assert "missing.png" in lines[0] and "no such file" in lines[0]

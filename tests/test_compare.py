@@ -373,7 +373,7 @@ def test_batch_goes_on_past_missing_and_corrupt_files(folder: Path, tmp_path: Pa
     result = run(str(tmp_path / "missing.png"), good, str(corrupt), "-q", "50", "-F", "json")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("jtorch: summary: 3 files compared, 2 failed")
+    assert lines[-1].startswith("jtorch: summary: 3 files, 1 compared, 2 failed")
     lines = lines[:-1]
     assert len(lines) == 2 and "missing.png" in lines[0] and "corrupt.png" in lines[1]
     assert "Traceback" not in result.stderr
