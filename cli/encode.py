@@ -400,7 +400,8 @@ def encode(inputs: tuple[str, ...], output: str | None, quality: int | None, cod
         raise click.UsageError("--json prints records on stdout: give -o FILE or a folder")
     if restart and restart_rows:
         raise click.UsageError("give --restart (MCUs) or --restart-rows, not both")
-    layout = {"--progressive": progressive, "--scans": scans_file is not None,
+    layout = {"--progressive/--sequential": progressive is not None,
+              "--scans": scans_file is not None,
               "--restart-rows": bool(restart_rows), "--no-force-baseline": not force_baseline}
     if codec == "recompress":
         options = {"-q/--quality": quality is not None, "--grayscale": grayscale,

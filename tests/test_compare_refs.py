@@ -191,7 +191,11 @@ def test_trellis_and_tune_reach_jpegtorch_only(photo: Path) -> None:
     image = np.array(Image.open(photo))
     tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
     for flags, options in ((("--trellis",), {"trellis": True}),
-                           (("--tune", "psnr"), {"tune": "psnr"})):
+                           (("--tune", "psnr"), {"tune": "psnr"}),
+                           (("--trellis", "--progressive"), {"trellis": True,
+                                                             "progressive": True}),
+                           (("--tune", "ssim", "--progressive"), {"tune": "ssim",
+                                                                  "progressive": True})):
         result = run(str(photo), "--ref", "pillow", "-q", "60", *flags, "--format", "json")
         assert result.exit_code == 0, result.output
         records = json.loads(result.stdout)
@@ -201,10 +205,13 @@ def test_trellis_and_tune_reach_jpegtorch_only(photo: Path) -> None:
         assert ours["bytes"] == len(expected), flags
         assert pillow["bytes_identical"] is False and pillow["decoder_identical"] is True
         plain = jpegtorch.encode_jpeg(tensor, 60, optimize=True)
-        assert pillow["bytes"] == len(jpegtorch.encode_jpeg(tensor, 60))
+        assert pillow["bytes"] == len(jpegtorch.encode_jpeg(
+            tensor, 60, progressive="--progressive" in flags))  # its own settings
         if "--trellis" in flags:  # trellis: fewer bytes than libjpeg's rounding (optimized)
             assert ours["bytes"] < len(plain)
-        decoded = np.array(Image.open(io.BytesIO(expected)).convert("RGB"))
+        with Image.open(io.BytesIO(expected)) as im:  # SOF2 when asked for
+            assert bool(im.info.get("progressive")) == ("--progressive" in flags)
+            decoded = np.array(im.convert("RGB"))
         assert np.array_equal(_as_hwc(jpegtorch.decode_jpeg(expected)), decoded)
     result = run(str(photo), "--codec", "learned", "--trellis")
     assert result.exit_code == 2 and "apply to --codec jpeg" in result.output

@@ -735,8 +735,11 @@ def test_cli_scan_script_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "there is no component 1" in result.output and "Traceback" not in result.output
     assert (tmp_path / "out" / "in.jpg").exists() and not (tmp_path / "out" / "gray.jpg").exists()
-    result = jtorch("encode", str(source), "--codec", "learned", "--progressive")
-    assert result.exit_code == 2 and "--codec jpeg only" in result.output
+    for flag in ("--progressive", "--sequential"):
+        result = jtorch("encode", str(source), "--codec", "learned", flag)
+        assert result.exit_code == 2 and "--codec jpeg only" in result.output
+        result = jtorch("encode", str(source), "--codec", "recompress", flag)
+        assert result.exit_code == 2 and "do not apply to --codec recompress" in result.output
     result = jtorch("encode", str(source), "--restart", "2", "--restart-rows", "1")
     assert result.exit_code == 2 and "not both" in result.output
 

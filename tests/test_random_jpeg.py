@@ -52,6 +52,29 @@ def test_each_sample_equals_pillow_and_hard_jpeg(subsampling: str) -> None:
         np.testing.assert_array_equal(to_hwc(out[i]), reference)
 
 
+def test_hard_cpu_path_runs_the_compiled_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uint8 batches and float batches without grad take the pipeline's compiled
+    hard path (jpegtorch.kernels) for encode and decode, never the torch stages
+    (the speed target of a Pillow loop rides on it)."""
+    from jpegtorch import pipeline
+
+    def torch_stages(*args, **kwargs):
+        raise AssertionError("torch stages used on the hard CPU path")
+
+    monkeypatch.setattr(pipeline, "_encode", torch_stages)
+    monkeypatch.setattr(pipeline, "_decode", torch_stages)
+    x = _batch(3)
+    transform = RandomJPEG((10, 95), generator=torch.Generator().manual_seed(3))
+    out, params = transform(x, return_params=True)
+    for i in range(3):
+        expected = to_chw(pillow_roundtrip(to_hwc(x[i]), int(params["quality"][i])))
+        assert torch.equal(out[i], expected), i
+    xf = x.float() / 255
+    outf = transform(xf, params)
+    assert outf.dtype == torch.float32
+    assert torch.equal((outf * 255).round().to(torch.uint8), out)
+
+
 def test_float_input_exact_and_differentiable() -> None:
     x8 = _batch(3)
     x = (x8.float() / 255).requires_grad_(True)
