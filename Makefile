@@ -19,7 +19,7 @@ install-test: $(PY)
 	$(PIP) install -q -e '.[test]'
 
 demo: install
-	$(VENV)/bin/jtorch demo samples -o out/demo
+	$(VENV)/bin/jtorch demo samples -o out/demo --force
 
 test: install-test
 	$(VENV)/bin/ruff check .

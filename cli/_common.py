@@ -1,9 +1,13 @@
-"""Shared command-line plumbing: batches, atomic writes, output naming, errors.
+"""Shared command-line plumbing: options, messages, errors, exit statuses.
 
 Every command follows the same conventions:
 - ``-`` means stdin/stdout wherever a file goes;
-- outputs are written atomically (temporary file + rename), never over an input;
+- outputs are written atomically (temporary file + rename), never over an input
+  nor, without ``-f/--force``, over any existing file (:mod:`._files`);
+- batches (inputs, folders, file lists, output names, ``--jobs``) are planned
+  and run in one place, :mod:`._batch`;
 - a batch goes on past a bad file, names it on stderr in one line, and exits 1;
+- SIGINT/SIGTERM/SIGHUP remove the call's temporary files and exit 130/143/129;
 - no traceback unless ``--debug``.
 """
 
@@ -11,21 +15,41 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 
-STDIO = "-"
+from ._files import STDIO, CliError, Interrupted, OutputFiles, signals_raise
+
+__all__ = [
+    "STDIO", "CliError", "Interrupted", "OutputFiles", "complete_tables", "describe_exception",
+    "display_name", "error_line", "force_option", "handle_errors", "metadata_options",
+    "option_names", "quiet_debug_options",
+    "read_input", "run_batch", "warn", "write_output",
+]
 
 
-class CliError(Exception):
-    """A per-file failure with a one-line, user-facing message."""
+def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``-f/--force`` (replace existing output files) to a command."""
+    return click.option("-f", "--force", is_flag=True,
+                        help="Replace existing output files.")(func)
+
+
+def metadata_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--strip`` and ``--auto-orient`` (what happens to EXIF, ICC, XMP...)."""
+    func = click.option(
+        "--auto-orient", is_flag=True,
+        help="Rotate/flip the pixels as the EXIF orientation says and set it to 1 "
+             "(default: pixels and tag kept as they are).")(func)
+    func = click.option(
+        "--strip", is_flag=True,
+        help="Drop all metadata (EXIF, ICC profile, XMP, comments, density, other APPn "
+             "segments). Default: kept, like jpegtran -copy all.")(func)
+    return func
 
 
 def quiet_debug_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,6 +59,15 @@ def quiet_debug_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "-Q", "--quiet", is_flag=True, help="Silence progress bars and warnings."
     )(func)
     return func
+
+
+def complete_tables(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of --tables: the presets, else file names."""
+    from click.shell_completion import CompletionItem
+    from jpegtorch.formats.qtables import available_presets
+
+    names = [n for n in available_presets() if n.startswith(incomplete)]
+    return [CompletionItem(n) for n in names] + [CompletionItem(incomplete, type="file")]
 
 
 def warn(message: str, *, quiet: bool = False) -> None:
@@ -67,6 +100,22 @@ def describe_exception(exc: BaseException) -> str:
     return f"{kind}: {first}" if first else kind
 
 
+@contextlib.contextmanager
+def option_names() -> Iterator[None]:
+    """The library's limit messages in the CLI's words: "raise max_pixels to allow
+    it" becomes "raise it with --max-pixels"."""
+    from jpegtorch.errors import JPEGError
+
+    try:
+        yield
+    except JPEGError as exc:
+        message = str(exc)
+        if "raise max_pixels" in message:  # (still a JPEGError: callers may catch it)
+            raise type(exc)(message.replace("raise max_pixels to allow it",
+                                            "raise it with --max-pixels")) from None
+        raise
+
+
 def read_input(path: str) -> bytes:
     """The bytes of a file, or of stdin for ``-``."""
     if path == STDIO:
@@ -83,110 +132,13 @@ def display_name(path: str) -> str:
     return "<stdin>" if path == STDIO else path
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, *, inputs: Sequence[str] = (), no_clobber: bool = False,
-                  ) -> Iterator[BinaryIO]:
-    """Open ``path`` for writing atomically; ``-`` writes to stdout.
-
-    The data goes to a temporary file in the target directory, renamed over
-    ``path`` only when the block finishes without error; on error nothing is
-    left behind. Refuses to write over any of ``inputs``, and over an existing
-    file when ``no_clobber``.
-    """
-    if path == STDIO:
-        buffer = sys.stdout.buffer
-        yield buffer
-        buffer.flush()
-        return
-    target = Path(path)
-    for src in inputs:
-        if src != STDIO and (Path(src).absolute() == target.absolute()
-                             or _same_file(Path(src), target)):
-            raise CliError(f"refusing to overwrite the input file {src}")
-    if no_clobber and target.exists():
-        raise CliError(f"{path} exists (--no-clobber)")
-    if target.is_dir():
-        raise CliError(f"output {path} is a directory")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"output directory {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write_output(path: str, data: bytes, *, inputs: Sequence[str] = (),
-                 no_clobber: bool = False) -> None:
-    """Write ``data`` atomically to ``path`` (``-`` = stdout)."""
-    with atomic_output(path, inputs=inputs, no_clobber=no_clobber) as handle:
-        handle.write(data)
-
-
-def plan_outputs(inputs: Sequence[str], output: str | None, suffix: str) -> list[str]:
-    """Output path for each input.
-
-    - one input: ``-o`` names the file (``-`` = stdout), or a directory when it
-      is one or ends with ``/``; without ``-o`` the output goes beside the
-      input with ``suffix`` (stdin input -> stdout);
-    - several inputs: ``-o`` names a directory (created if missing) and each
-      output keeps its input's stem; without ``-o``, beside each input.
-    """
-    if len(inputs) == 1 and output is not None:
-        if output != STDIO and (Path(output).is_dir() or output.endswith(("/", os.sep))):
-            Path(output).mkdir(parents=True, exist_ok=True)
-            return [str(Path(output) / _stem_name(inputs[0], suffix))]
-        return [output]
-    if output is not None:
-        if output == STDIO:
-            raise click.UsageError("-o - (stdout) takes exactly one input")
-        out_dir = Path(output)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise click.UsageError(f"-o {output}: with several inputs -o must be a directory")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        names = [_stem_name(src, suffix) for src in inputs]
-        return [str(out_dir / name) for name in _dedupe(names)]
-    outs = []
-    for src in inputs:
-        if src == STDIO:
-            if len(inputs) > 1:
-                raise click.UsageError("stdin ('-') as one of several inputs needs no -o")
-            outs.append(STDIO)
-        else:
-            outs.append(str(Path(src).with_suffix(suffix)))
-    return outs
-
-
-def _stem_name(src: str, suffix: str) -> str:
-    return ("stdin" if src == STDIO else Path(src).stem) + suffix
-
-
-def _dedupe(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    result = []
-    for name in names:
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        if count:
-            stem, dot, ext = name.rpartition(".")
-            name = f"{stem}-{count}.{ext}" if dot else f"{name}-{count}"
-        result.append(name)
-    return result
+def write_output(path: str, data: bytes, *, files: OutputFiles | None = None,
+                 inputs: Sequence[str] = (), force: bool = False) -> None:
+    """Write ``data`` atomically to ``path`` (``-`` = stdout), never over an input
+    and, unless ``force`` (or ``files`` says so), never over an existing file."""
+    if files is None:
+        files = OutputFiles(force=force, inputs=inputs)
+    files.write(path, data)
 
 
 def run_batch(items: Sequence[str], process: Callable[[int, str], None], *,
@@ -231,16 +183,22 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn unexpected errors in a command into one line and exit status 1.
 
     Usage errors (click) keep exit status 2. With ``--debug`` the traceback is
-    printed as well.
+    printed as well. While the command runs, SIGINT/SIGTERM/SIGHUP raise
+    :class:`Interrupted` (temporary files go as it unwinds); the exit status is
+    then 128 + the signal number.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug"))
         try:
-            return func(*args, **kwargs)
+            with signals_raise():
+                return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise  # click exits 2 for usage errors and quietly for a closed stdout
+        except Interrupted as exc:
+            click.echo(f"jtorch: interrupted ({exc.name})", err=True)
+            sys.exit(exc.exit_status)
         except KeyboardInterrupt:
             click.echo("jtorch: interrupted", err=True)
             sys.exit(130)

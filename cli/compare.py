@@ -8,23 +8,33 @@ instant.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ._batch import (
+    IMAGE_EXTENSIONS,
+    Item,
+    Outcome,
+    Task,
+    batch_options,
+    collect_inputs,
+    plan_outputs,
+    run_items,
+)
 from ._common import (
     STDIO,
     CliError,
-    describe_exception,
-    display_name,
-    error_line,
+    complete_tables,
     handle_errors,
     quiet_debug_options,
     read_input,
     warn,
-    write_output,
 )
+from ._files import OutputFiles
+from ._images import read_image
 
 # Repeated from jpegtorch.compare so that --help imports nothing heavy.
 REFERENCES = ("opencv", "pillow", "libjpeg", "mozjpeg")
@@ -59,23 +69,74 @@ def _qualities(text: str, param: str, low: int, high: int) -> list[int]:
         raise click.BadParameter(str(exc), param_hint=param) from None
 
 
-def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
-    """Inputs with each folder replaced by the images in it (sorted, not recursive)."""
-    out: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if item != STDIO and path.is_dir():
-            images = sorted(str(p) for p in path.iterdir()
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            out.extend(images or [item])  # an empty folder fails as an input
-        else:
-            out.append(item)
-    return out
+@dataclass
+class CompareTask(Task):
+    """One image: every codec at every quality (picklable: sent to ``--jobs`` workers).
+
+    ``prepare`` builds the :class:`jpegtorch.compare.Comparison` (references
+    checked, warnings printed once); each worker process has its own.
+    """
+
+    refs: list[str]
+    codecs: tuple[str, ...]
+    qualities: list[int]
+    levels: list[int] | None
+    settings: Any
+    model: str | None
+    repeat: int
+    threads: int | None
+    max_pixels: int
+    quiet: bool
+    label: str = "compared"
+    comparison: Any = field(default=None, repr=False)
+    silent: bool = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["comparison"] = None  # each spawned worker builds its own, quietly
+        state["silent"] = True
+        return state
+
+    def prepare(self) -> None:
+        if self.comparison is not None:
+            return
+        import torch
+
+        from jpegtorch import compare as lib
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        self.comparison = lib.Comparison(
+            self.refs, codecs=self.codecs, qualities=self.qualities, levels=self.levels,
+            settings=self.settings, model=self.model, repeat=self.repeat,
+            warn=lambda message: None if self.silent else warn(message, quiet=self.quiet))
+
+    def run(self, item: Item, files: OutputFiles, outcome: Outcome) -> None:
+        from jpegtorch import compare as lib
+
+        data = read_input(item.source)
+        outcome.bytes_in = len(data)
+        image = read_image(data, name=item.name, max_pixels=self.max_pixels,
+                           warn=outcome.warnings.append)
+        outcome.height, outcome.width = image.shape[1:]
+        try:
+            outcome.data = self.comparison.compare_image(
+                image.transpose(1, 2, 0), item.name,
+                save=None if item.output is None else Path(item.output))
+        except lib.CodecFailure as exc:
+            raise CliError(str(exc)) from None
+
+    def close(self) -> None:
+        if self.comparison is not None:
+            self.comparison.close()
+            self.comparison = None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-r", "--ref", "refs", multiple=True, callback=_references, metavar="NAME",
+              shell_complete=lambda ctx, param, incomplete: [
+                  r for r in REFERENCES if r.startswith(incomplete)],
               help="Reference: opencv (cv2.imencode/imdecode), pillow, libjpeg "
                    "(cjpeg/djpeg), or mozjpeg (its cjpeg, with its defaults). Repeat or "
                    "comma-separate for several; the first is the BD-rate baseline.  "
@@ -101,10 +162,11 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
                    "cjpeg on the PATH]")
 @click.option("--mozjpeg-args", metavar="ARGS", default="",
               help="Extra cjpeg switches for mozjpeg, e.g. '-tune-psnr' or '-baseline'.")
-@click.option("--tables", metavar="FILE|PRESET",
-              help="Base quantization tables (a cjpeg -qtables file or a preset), scaled by "
-                   "quality. pillow and libjpeg use them too; opencv cannot and keeps the "
-                   "standard tables, so '--ref opencv' measures what the tables gain.")
+@click.option("--tables", metavar="FILE|PRESET", shell_complete=complete_tables,
+              help="Base quantization tables (a cjpeg -qtables file or a preset: annex-k, "
+                   "tuned-psnr, tuned-ssim), scaled by quality. pillow and libjpeg use them "
+                   "too; opencv cannot and keeps the standard tables, so '--ref opencv' "
+                   "measures what the tables gain.")
 @click.option("--codec", "codecs", multiple=True, type=click.Choice(["jpeg", "learned"]),
               default=("jpeg",), show_default=True,
               help="jpegtorch codec(s) to compare: the JPEG codec and/or the learned codec "
@@ -113,7 +175,7 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
               help="Learned-codec levels, as --quality.  [default: all of the model's]")
 @click.option("--model", metavar="FILE",
               help="Learned-codec weights.  [default: the shipped model]")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+@click.option("-F", "--format", "fmt", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True,
               help="Report format: an aligned table with per-codec means (and BD-rates with "
                    "4+ qualities), or a JSON array / CSV rows, one per (image, codec, "
@@ -132,6 +194,7 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
               help="torch threads, as 'jtorch --threads N compare'.  [default: 1]")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, metavar="N", help="Refuse larger images (0 = no limit).")
+@batch_options(json_records=False, recursive_short="-R")
 @quiet_debug_options
 @handle_errors
 def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsampling: str,
@@ -140,27 +203,28 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
             tables: str | None, codecs: tuple[str, ...],
             level_text: str | None, model: str | None, fmt: str, output: str,
             plot: str | None, save: str | None, repeat: int, threads: int | None,
-            max_pixels: int, quiet: bool, debug: bool) -> None:
+            max_pixels: int, force: bool, no_clobber: bool, recursive: bool,
+            files_from: str | None, null: bool, jobs: int, quiet: bool, debug: bool) -> None:
     """Compare jpegtorch with OpenCV, Pillow, libjpeg and mozjpeg on images.
 
     For each image, quality and codec: file size (bytes, bpp), PSNR (RGB),
     PSNR-Y, SSIM, MS-SSIM (images over 160 pixels a side), encode and decode
     milliseconds, and whether each reference's file is byte-identical to
     jpegtorch's and its decoded pixels identical (else the PSNR between the
-    two decodes). INPUT may be image files, folders of images, or '-'
-    (stdin). The report goes to stdout; progress and messages to stderr.
+    two decodes). INPUT may be image files, folders of images (-R for
+    sub-folders), or '-' (stdin). The report goes to stdout; progress and
+    messages to stderr. Existing report, plot and --save files are not
+    replaced without -f/--force.
 
     \b
     Examples:
       jtorch compare samples/ --ref opencv
       jtorch compare photo.png --ref opencv,pillow,libjpeg -q 5:95:5 --plot rd.png
-      jtorch compare *.png -q 10,50,90 --format json | jq '.[] | select(.codec=="opencv")'
-      jtorch compare photo.png --tables tuned.txt --ref opencv --save out/cmp
+      jtorch compare photos/ -q 10,50,90 -F json -j 0 | jq '.[] | select(.codec=="opencv")'
+      jtorch compare photo.png --tables tuned-psnr --ref opencv --save out/cmp
       jtorch compare photos/ --ref mozjpeg --mozjpeg ~/mozjpeg/cjpeg -q 30:90:10
       jtorch compare photos/ --ref mozjpeg --mozjpeg-args -tune-psnr --tune psnr
     """
-    if inputs.count(STDIO) > 1:
-        raise click.UsageError("stdin ('-') can be read only once")
     qualities = _qualities(quality_text, "--quality", 1, 100)
     levels = _qualities(level_text, "--levels", 1, 255) if level_text else None
     if level_text and "learned" not in codecs:
@@ -174,7 +238,7 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
             raise click.UsageError("--plot - and the report cannot both go to stdout: "
                                    "give -o FILE for the report")
     if save is not None and Path(save).exists() and not Path(save).is_dir():
-        raise click.BadParameter(f"{save} is not a directory", param_hint="--save")
+        raise click.BadParameter(f"{save} is not a folder", param_hint="--save")
     base_tables = None
     if tables is not None:
         from jpegtorch.formats.qtables import resolve_tables
@@ -186,6 +250,13 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
         except JPEGError as exc:
             raise click.BadParameter(str(exc), param_hint="--tables") from None
 
+    found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,
+                           extensions=IMAGE_EXTENSIONS, output=save)
+    files = OutputFiles(force=force, inputs=[s.path for s in found.sources])
+    for path in (output, plot):  # checked now, written at the end
+        if path is not None:
+            files.check(path)
+
     from jpegtorch import compare as lib
 
     if plot is not None:
@@ -193,11 +264,6 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
             lib.check_plotting()
         except lib.MissingDependency as exc:
             raise CliError(str(exc)) from None
-
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
 
     import shlex
 
@@ -213,71 +279,33 @@ def compare(inputs: tuple[str, ...], refs: list[str], quality_text: str, subsamp
                                 progressive=progressive, trellis=trellis, tune=tune,
                                 mozjpeg=mozjpeg_path,
                                 mozjpeg_args=extra)
+    task = CompareTask(refs=refs, codecs=codecs, qualities=qualities, levels=levels,
+                       settings=settings, model=model, repeat=repeat, threads=threads,
+                       max_pixels=max_pixels, quiet=quiet)
     try:
-        comparison = lib.Comparison(refs, codecs=codecs, qualities=qualities, levels=levels,
-                                    settings=settings, model=model, repeat=repeat,
-                                    warn=lambda message: warn(message, quiet=quiet))
+        task.prepare()
     except lib.MissingDependency as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    baseline = task.comparison.baseline
 
-    items = expand_inputs(inputs)
-    folders = lib.unique_names(items)
-    records: list[Any] = []
-    failures = 0
-    with comparison:
-        bar = _progress_bar(len(items) * comparison.steps_per_image, quiet=quiet)
-        try:
-            for index, src in enumerate(items):
-                name = display_name(src)
-                try:
-                    image = _load(src, name, max_pixels=max_pixels, quiet=quiet)
-                    target = None if save is None else Path(save) / folders[index]
-                    records += comparison.compare_image(
-                        image, name, save=target,
-                        progress=None if bar is None else bar.update)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
-                    failures += 1
-                    if debug:
-                        import traceback
+    if save is None:
+        items = [Item(i, s.path) for i, s in enumerate(found.sources)]
+    else:
+        items = plan_outputs(found.sources, save, "", files=files, recursive=recursive,
+                             single_file_ok=False, quiet=quiet, folders=True)
+    results: dict[int, Any] = {}
 
-                        traceback.print_exc()
-                    if bar is not None:
-                        bar.clear()
-                    error_line(name, str(exc) if isinstance(exc, lib.CodecFailure)
-                               else describe_exception(exc))
-        finally:
-            if bar is not None:
-                bar.close()
-        baseline = comparison.baseline
+    failures = run_items(items, task, jobs=jobs, files=files, quiet=quiet, debug=debug,
+                         problems=found.problems, results=results,
+                         summary=found.from_batch or len(items) > 1)
+    records = [record for index in sorted(results) for record in (results[index] or [])]
 
     if records or fmt != "table":  # an empty JSON array / CSV header keeps pipes parseable
         report = lib.format_report(records, fmt, baseline)
-        write_output(output, (report + "\n").encode(), inputs=items)
+        files.write(output, (report + "\n").encode())
     if plot is not None and records:
-        data = lib.plot_rd(records, plot_format or "png")
-        write_output(plot, data, inputs=items)
+        files.write(plot, lib.plot_rd(records, plot_format or "png"))
     if failures:
         sys.exit(1)
-
-
-def _load(src: str, name: str, *, max_pixels: int, quiet: bool) -> Any:
-    """An input image as uint8 ``[C, H, W]`` (the same reading as ``jtorch encode``)."""
-    if src != STDIO and Path(src).is_dir():
-        raise CliError("no images in this folder")
-    from .encode import load_image
-
-    return load_image(read_input(src), name=name, max_pixels=max_pixels, grayscale=False,
-                      quiet=quiet)
-
-
-def _progress_bar(total: int, *, quiet: bool) -> Any:
-    """A tqdm bar on stderr (terminals only, not with --quiet), or None."""
-    if quiet or total <= 1 or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="compare", unit="run", file=sys.stderr, leave=False)

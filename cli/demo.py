@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ._common import CliError, handle_errors, quiet_debug_options, run_batch, write_output
+from ._common import CliError, force_option, handle_errors, quiet_debug_options, run_batch
+from ._files import OutputFiles
 
 IMAGE_SUFFIXES = {".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jpeg"}
 
@@ -34,10 +35,11 @@ def _qualities(text: str) -> list[int]:
               help="Comma-separated qualities.")
 @click.option("--subsampling", type=click.Choice(["4:4:4", "4:2:2", "4:2:0"]),
               default="4:2:0", show_default=True)
+@force_option
 @quiet_debug_options
 @handle_errors
-def demo(folder: Path, output: Path, qualities: str, subsampling: str, quiet: bool,
-         debug: bool) -> None:
+def demo(folder: Path, output: Path, qualities: str, subsampling: str, force: bool,
+         quiet: bool, debug: bool) -> None:
     """Encode and decode every image in FOLDER, checking against libjpeg-turbo.
 
     For each image and quality: our .jpg must be byte-identical to Pillow's,
@@ -47,7 +49,7 @@ def demo(folder: Path, output: Path, qualities: str, subsampling: str, quiet: bo
 
     \b
     Example:
-      jtorch demo samples -o out/demo -q 10,50,90
+      jtorch demo samples -o out/demo -q 10,50,90 --force   # make demo
     """
     import io
 
@@ -61,7 +63,7 @@ def demo(folder: Path, output: Path, qualities: str, subsampling: str, quiet: bo
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise CliError(f"no images in {folder}")
-    output.mkdir(parents=True, exist_ok=True)
+    files = OutputFiles(force=force, inputs=[str(p) for p in paths])
     pil_subsampling = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[subsampling]
     header = (f"{'image':28s} {'q':>3s} {'bytes':>7s} {'bpp':>6s} {'PSNR':>6s} "
               f"{'bytes=Pillow':>12s} {'pixels=Pillow':>13s} {'ste=Pillow':>10s}")
@@ -98,8 +100,10 @@ def demo(folder: Path, output: Path, qualities: str, subsampling: str, quiet: bo
             mse = float(np.mean((ours_pixels.astype(np.float64) - array) ** 2))
             psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
             stem = f"{path.stem}_q{q}"
-            write_output(str(output / f"{stem}.jpg"), ours)
-            Image.fromarray(ours_pixels).save(output / f"{stem}.png")
+            files.write(str(output / f"{stem}.jpg"), ours)
+            png = io.BytesIO()
+            Image.fromarray(ours_pixels).save(png, "PNG")
+            files.write(str(output / f"{stem}.png"), png.getvalue())
             click.echo(f"{path.name[:28]:28s} {q:3d} {len(ours):7d} "
                        f"{8 * len(ours) / (height * width):6.3f} {psnr:6.2f} "
                        f"{'yes' if same_bytes else 'NO':>12s} "

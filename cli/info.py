@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ._batch import JPEG_EXTENSIONS, batch_options, collect_inputs
 from ._common import (
     STDIO,
     describe_exception,
@@ -48,7 +49,63 @@ def _scan_script(info: Any) -> str:
     return " ".join(entries)
 
 
-def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
+def metadata_record(data: bytes) -> dict[str, Any]:
+    """The metadata of a JPEG file for ``info``: what :meth:`Metadata.describe` says,
+    plus the number of APP2 segments the ICC profile takes."""
+    from jpegtorch.formats.metadata import ICC_HEADER, iter_segments, read_jpeg_metadata
+
+    record = read_jpeg_metadata(data).describe()
+    if "icc_profile" in record:
+        record["icc_profile"]["segments"] = sum(
+            1 for marker, _, payload in iter_segments(data)
+            if marker == 0xE2 and payload.startswith(ICC_HEADER))
+    return record
+
+
+def format_metadata(record: dict[str, Any]) -> list[str]:
+    """Lines describing :func:`metadata_record`'s result."""
+    from jpegtorch.formats.metadata import ORIENTATIONS
+
+    items = []
+    if "exif" in record:
+        exif = record["exif"]
+        orientation = exif.get("orientation")
+        text = f"EXIF: {exif['bytes']} bytes"
+        if orientation is not None:
+            text += f", orientation {orientation} ({ORIENTATIONS.get(orientation, '?')})"
+        items.append(text)
+    if "icc_profile" in record:
+        icc = record["icc_profile"]
+        n = icc.get("segments", 1)
+        text = f"ICC profile: {icc['bytes']} bytes in {n} segment{'s' if n != 1 else ''}"
+        if icc.get("color_space"):
+            text += f", {icc['color_space']}"
+        if icc.get("description"):
+            text += f', "{icc["description"]}"'
+        items.append(text)
+    if "xmp" in record:
+        items.append(f"XMP: {record['xmp']['bytes']} bytes")
+    for comment in record.get("comments", []):
+        short = comment if len(comment) <= 60 else comment[:57] + "..."
+        items.append("comment: " + json.dumps(short, ensure_ascii=False))
+    if "density" in record:
+        d = record["density"]
+        unit = {"none": " (aspect ratio)", "dpi": " dpi", "dpcm": " dots/cm"}.get(d["units"], "")
+        items.append(f"density: {d['x']}x{d['y']}{unit}")
+    groups: dict[tuple[str, str], list[int]] = {}  # (marker, label) -> sizes, in order
+    for other in record.get("other_segments", []):
+        groups.setdefault((other["marker"], other.get("label") or ""), []).append(other["bytes"])
+    for (marker, label), sizes in groups.items():
+        count = f"{len(sizes)} segments, " if len(sizes) > 1 else ""
+        items.append(f"other: {marker}{' ' + label if label else ''} ({count}"
+                     f"{sum(sizes)} bytes)")
+    if not items:
+        return ["  metadata:      none"]
+    return ["  metadata:      " + items[0]] + ["                 " + i for i in items[1:]]
+
+
+def format_info(name: str, info: Any, *, verbose: bool = False,
+                metadata: dict[str, Any] | None = None) -> str:
     """Human-readable description of a :class:`JPEGInfo`."""
     comps = info.components
     color = _COLOR_NAMES.get(info.color, info.color)
@@ -92,6 +149,8 @@ def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
         for i, s in enumerate(info.scans):
             lines.append(f"    scan {i + 1}: components {','.join(map(str, s.components))} "
                          f"Ss={s.ss} Se={s.se} Ah={s.ah} Al={s.al} ({s.length} bytes)")
+    if metadata is not None:
+        lines.extend(format_metadata(metadata))
     tail = "" if info.has_eoi else ", no EOI marker (truncated?)"
     if info.trailing_bytes:
         tail += f", {info.trailing_bytes} bytes after EOI"
@@ -102,35 +161,43 @@ def format_info(name: str, info: Any, *, verbose: bool = False) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("inputs", nargs=-1, required=True, metavar="FILE...")
+@click.argument("inputs", nargs=-1, metavar="FILE...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list, one object per file (errors as {file, error}).")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the tables and every scan.")
+@batch_options(jobs=False, json_records=False, force=False)
 @quiet_debug_options
 @handle_errors
-def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, debug: bool) -> None:
+def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, recursive: bool,
+         files_from: str | None, null: bool, quiet: bool, debug: bool) -> None:
     """Describe JPEG files: size, sampling, coding, tables, quality, markers.
 
     Prints, per file: size and components, chroma sampling ("4:2:0", ...,
     plus the raw factors), baseline/extended/progressive and the number of
     scans, restart interval, quantization tables with an estimate of the
     IJG (libjpeg -quality) setting, Huffman tables (standard or optimized),
-    APPn/COM segments, and file size in bytes and bits per pixel.
+    APPn/COM segments, the metadata (EXIF with its orientation, ICC profile,
+    XMP, comments, density), and file size in bytes and bits per pixel.
 
     \b
     Examples:
       jtorch info photo.jpg
       jtorch info *.jpg --json | python -m json.tool
+      jtorch info -r photos/ --json | jq -r '.[] | [.file, .metadata.exif.orientation] | @tsv'
     """
-    if inputs.count(STDIO) > 1:
-        raise click.UsageError("stdin ('-') can be read only once")
+    found = collect_inputs(inputs, files_from=files_from, null=null, recursive=recursive,
+                           extensions=JPEG_EXTENSIONS)
     from jpegtorch.formats.container import RECOMPRESS_CODEC, describe, is_container
     from jpegtorch.formats.jfif_reader import read_info
 
     failures = 0
     records: list[dict[str, Any]] = []
     blocks: list[str] = []
-    for src in inputs:
+    for name, message in found.problems:
+        failures += 1
+        error_line(name, message)
+        records.append({"file": name, "error": message})
+    for src in (source.path for source in found.sources):
         name = "<stdin>" if src == STDIO else src
         try:
             data = read_input(src)
@@ -161,10 +228,11 @@ def info(inputs: tuple[str, ...], as_json: bool, verbose: bool, quiet: bool, deb
             error_line(name, message)
             records.append({"file": name, "error": message})
             continue
+        meta = metadata_record(data)
         if as_json:
-            records.append({"file": name, **result.to_dict()})
+            records.append({"file": name, **result.to_dict(), "metadata": meta})
         else:
-            text = format_info(name, result, verbose=verbose)
+            text = format_info(name, result, verbose=verbose, metadata=meta)
             if blocks:
                 click.echo("")
             click.echo(text)

@@ -45,7 +45,7 @@ class LazyGroup(click.Group):
 
 # Commands whose work is one image at a time: one torch thread by default. On a
 # busy machine torch's default (one thread per core) stalls in its barriers and
-# runs several times slower; batch parallelism is better done with xargs -P.
+# runs several times slower; batch parallelism is better done with -j (processes).
 SINGLE_THREAD_DEFAULT = frozenset({"encode", "decode", "info", "compare", "demo"})
 
 
@@ -63,9 +63,10 @@ def cli(ctx: click.Context, threads: int | None) -> None:
 
     \b
     Examples:
-      jtorch encode photo.png -q 50 -o photo.jpg
-      jtorch decode photo.jpg -o photo.png
-      jtorch info photo.jpg --json
+      jtorch encode photo.png -q 50 -o photo-q50.jpg
+      jtorch decode photo-q50.jpg -o photo-q50.png
+      jtorch encode photos/ -o jpegs/ -j 0      # a folder, all cores
+      jtorch info photo-q50.jpg --json
       jtorch demo samples -o out/demo
 
     Shell completion (bash): eval "$(_JTORCH_COMPLETE=bash_source jtorch)"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ._common import CliError, handle_errors, quiet_debug_options, warn
+from ._common import CliError, force_option, handle_errors, quiet_debug_options, warn
+from ._files import refuse_existing
 
 DEFAULT_LAMBDAS = "0.0018,0.0035,0.0067,0.013,0.025,0.048"
 
@@ -74,13 +75,14 @@ def _parse_lambdas(values: tuple[str, ...]) -> tuple[float, ...]:
                    "or not on a terminal).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The trained model file (float16 weights + integer CDF tables).")
+@force_option
 @quiet_debug_options
 @handle_errors
 def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, batch: int,
           lr: float, n: int | None, m: int | None, device: str, resume: Path | None,
           checkpoint: Path | None, checkpoint_minutes: float, seed: int, threads: int | None,
           cache: Path | None, n_eval: int | None, log_every: int, output: Path,
-          quiet: bool, debug: bool) -> None:
+          force: bool, quiet: bool, debug: bool) -> None:
     """Train the learned codec: a GDN autoencoder with one factorized prior per level.
 
     All levels share the transforms (gain units select the rate); each step
@@ -92,7 +94,7 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
     \b
     Examples:
       jtorch train codec --data ../shared/data/train --steps 20000 -o model.pt
-      jtorch train codec --data ../shared/data/train --resume model.pt.ckpt -o model.pt
+      jtorch train codec --data ../shared/data/train --resume model.pt.ckpt -o model.pt -f
       jtorch train codec --data ../shared/data/mnist --lambda 0.002,0.008,0.03,0.1 \\
           --steps 2000 -o mnist.pt
       torchrun --nproc_per_node 2 -m jpegtorch.cli.main train codec --data DIR -o model.pt
@@ -107,6 +109,7 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
     from jpegtorch.learned.train import TrainConfig, TrainingInterrupted, train
 
     lams = _parse_lambdas(lambdas)
+    ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt")
     if threads is not None:
         torch.set_num_threads(threads)
     if device == "auto":
@@ -121,6 +124,8 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
     n_eval = n_eval if n_eval is not None else (200 if mnist else 0)
     if n_eval >= len(images):
         raise click.BadParameter(f"only {len(images)} images", param_hint="--eval")
+    # Refused before training, not after; the checkpoint a run resumes from is its own.
+    refuse_existing([output, ckpt], force=force, allowed=[resume])
     held_out = images[len(images) - n_eval:] if n_eval else []
     train_images = images[: len(images) - n_eval]
     config = TrainConfig(
@@ -140,7 +145,6 @@ def codec(data: Path, lambdas: tuple[str, ...], steps: int, crop: int | None, ba
             click.echo(message, err=True)
 
     meta = {"data": str(data), "kind": kind, "command": " ".join(sys.argv)}
-    ckpt = checkpoint if checkpoint is not None else output.with_name(output.name + ".ckpt")
     try:
         result = train(config, CropSampler(train_images), output, checkpoint=ckpt,
                        resume=resume, device=device, progress=interactive, log=log, meta=meta)

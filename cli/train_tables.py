@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from ._common import CliError, handle_errors, quiet_debug_options, warn, write_output
+from ._common import (
+    CliError,
+    force_option,
+    handle_errors,
+    quiet_debug_options,
+    warn,
+    write_output,
+)
+from ._files import refuse_existing
 
 OBJECTIVES = ("psnr", "ssim", "ms-ssim")
 #: Options that define a run: on --resume, those not given come from the checkpoint.
@@ -91,14 +99,15 @@ def sidecar_path(output: str) -> Path:
 @click.option("-o", "--output", required=True, metavar="OUT",
               help="The tables file (cjpeg -qtables text); the sidecar goes to OUT.json "
                    "(OUT's suffix replaced).")
+@force_option
 @quiet_debug_options
 @handle_errors
 def tables(data: Path, objective: str, lam: float | None, target_bpp: float | None,
            quality_range: tuple[int, int], subsampling: str, steps: int, crop: int, batch: int,
            seed: int, lr: float, init: str, device: str, threads: int,
            resume: Path | None, checkpoint: Path | None, checkpoint_every: int,
-           eval_crops: int, log_every: int, output: str, quiet: bool, debug: bool,
-           ) -> None:
+           eval_crops: int, log_every: int, output: str, force: bool, quiet: bool,
+           debug: bool) -> None:
     """Learn JPEG quantization tables for a data set: base luma and chroma tables
     that any JPEG decoder reads, scaled by --quality as libjpeg scales its own.
 
@@ -114,7 +123,7 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
       jtorch train tables --data ../shared/data/train -o tuned.txt
       jtorch train tables --data photos/ --objective ssim --steps 1000 -o ssim.txt
       jtorch train tables --data photos/ --target-bpp 1.0 --quality-range 50:50 -o q50.txt
-      jtorch train tables --data photos/ --resume tuned.ckpt --steps 1200 -o tuned.txt
+      jtorch train tables --data photos/ --resume tuned.ckpt --steps 1200 -o tuned.txt -f
       jtorch encode photo.png --tables tuned.txt -q 75 --optimize -o photo.jpg
     """
     if lam is not None and target_bpp is not None:
@@ -131,6 +140,10 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
                                  param_hint="-o")
     if not Path(output).resolve().parent.is_dir():
         raise CliError(f"output directory {Path(output).parent} does not exist")
+    # Existing results are refused before hours of training, not after; the
+    # checkpoint a run resumes from is its own and keeps being updated.
+    refuse_existing([output, sidecar, checkpoint or _beside(output, ".ckpt")], force=force,
+                    allowed=[resume])
 
     import torch
     from jpegtorch.formats.qtables import format_qtables
@@ -247,8 +260,8 @@ def tables(data: Path, objective: str, lam: float | None, target_bpp: float | No
             "luma": luma,
             "chroma": chroma,
         }
-        write_output(output, text.encode("ascii"))
-        write_output(str(sidecar), (json.dumps(meta, indent=2) + "\n").encode())
+        write_output(output, text.encode("ascii"), force=True)  # checked at the start
+        write_output(str(sidecar), (json.dumps(meta, indent=2) + "\n").encode(), force=True)
         if not quiet:
             click.echo(f"jtorch: wrote {output} and {sidecar} (checkpoint {ckpt})", err=True)
             if evaluation is not None:

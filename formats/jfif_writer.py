@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from jpegtorch.coefficients import Coefficients
 
+    from .metadata import Metadata
     from .scans import ScansLike
 
 SUBSAMPLINGS = tuple(SUBSAMPLING)  # "4:4:4", "4:2:2", "4:2:0", "4:4:0", "4:1:1"
@@ -608,7 +609,8 @@ def _blocks_as_arrays(blocks: Sequence[Tensor]) -> list[np.ndarray]:
 
 def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
                        restart_interval: int = 0, progressive: bool = False,
-                       scans: ScansLike | None = None, restart_rows: int = 0) -> bytes:
+                       scans: ScansLike | None = None, restart_rows: int = 0,
+                       metadata: Metadata | None = None) -> bytes:
     """Write quantized coefficients as a JFIF file (baseline, or progressive).
 
     Args:
@@ -639,6 +641,10 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
             this many MCU rows (libjpeg's ``restart_in_rows``: ``cjpeg
             -restart N``, Pillow's ``restart_marker_rows``), 0..65535; the
             interval is ``rows x MCUs per row`` of each scan, capped at 65535.
+        metadata: EXIF, ICC profile, XMP, comments, density and other APPn
+            segments to write after the JFIF/Adobe header
+            (:class:`jpegtorch.formats.metadata.Metadata`, e.g. from
+            ``read_jpeg_metadata``); None writes libjpeg-turbo's bytes.
 
     Returns:
         The bytes of the JPEG file.
@@ -693,12 +699,12 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     # Block layout of the scan.
     blocks = _blocks_as_arrays(coefficients.blocks)
     if progressive or scans is not None:  # a multi-scan file: formats/progressive.py
-        return _multiscan_bytes(
+        return _with_metadata(_multiscan_bytes(
             color=coefficients.color, size=(height, width), sampling=coefficients.sampling,
             component_ids=coefficients.component_ids, qtable_slots=coefficients.qtable_slots,
             slot_tables=slot_tables, blocks=blocks, table_slots=_table_slots(coefficients),
             progressive=progressive, scans=scans, optimize=optimize,
-            restart_interval=restart_interval, restart_rows=restart_rows)
+            restart_interval=restart_interval, restart_rows=restart_rows), metadata)
     mcu_rows, mcu_cols = coefficients.mcu_grid
     for c, b in enumerate(blocks):
         h, v = coefficients.sampling[c]
@@ -725,11 +731,26 @@ def write_coefficients(coefficients: Coefficients, *, optimize: bool = False,
     else:
         coder.standard_tables()
     coder.encode(blocks, row_stride, 0, mcu_rows, final=True)
-    return _file_bytes(color=coefficients.color, size=(height, width),
-                       sampling=coefficients.sampling,
-                       component_ids=coefficients.component_ids,
-                       qtable_slots=coefficients.qtable_slots, slot_tables=slot_tables,
-                       coder=coder, restart_interval=restart_interval)
+    return _with_metadata(
+        _file_bytes(color=coefficients.color, size=(height, width),
+                    sampling=coefficients.sampling, component_ids=coefficients.component_ids,
+                    qtable_slots=coefficients.qtable_slots, slot_tables=slot_tables,
+                    coder=coder, restart_interval=restart_interval), metadata)
+
+
+def _with_metadata(jpeg: bytes, metadata: Metadata | None) -> bytes:
+    """The writer's file with ``metadata``'s segments after its JFIF/Adobe header."""
+    if not metadata:
+        return jpeg
+    from .metadata import insert_into_jpeg
+
+    return insert_into_jpeg(jpeg, metadata)
+
+
+def _check_metadata(metadata: Metadata | None) -> None:
+    """Too-long EXIF/XMP/comments fail before the work."""
+    if metadata:
+        metadata.jpeg_segments()
 
 
 def base_tables(tables: object) -> np.ndarray | None:
@@ -803,7 +824,7 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
                 optimize: bool = False, restart_interval: int = 0, tables: object = None,
                 grayscale: bool = False, progressive: bool = False,
                 scans: ScansLike | None = None, restart_rows: int = 0,
-                force_baseline: bool = True) -> bytes:
+                force_baseline: bool = True, metadata: Metadata | None = None) -> bytes:
     """Encode an image delivered in strips of rows (the streaming encoder).
 
     The pipeline's compiled stages (:mod:`jpegtorch.kernels`) and the entropy
@@ -820,7 +841,7 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
         size: ``(height, width)``, each 1..65535.
         channels: 1 (gray) or 3 (RGB).
         quality, subsampling, optimize, restart_interval, tables, grayscale,
-        progressive, scans, restart_rows, force_baseline: as for
+        progressive, scans, restart_rows, force_baseline, metadata: as for
             :func:`encode_array`. A progressive or scan-script file keeps the
             whole image's coefficients (int16) for its scans.
 
@@ -838,6 +859,7 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
     quality = _check_quality(quality)
     sampling = _check_subsampling(subsampling)
     restart_interval, restart_rows = _check_restarts(restart_interval, restart_rows)
+    _check_metadata(metadata)
     scaled = scaled_tables(quality, base_tables(tables),
                            force_baseline=bool(force_baseline))  # [2, 64] int32
     multiscan = bool(progressive) or scans is not None
@@ -894,13 +916,13 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
     if multiscan:  # every coefficient first, then the scans (formats/progressive.py)
         for _ in bands():
             pass
-        return _multiscan_bytes(
+        return _with_metadata(_multiscan_bytes(
             color="gray" if gray else "ycbcr", size=(height, width), sampling=sampling,
             component_ids=tuple(range(1, ncomp + 1)), qtable_slots=qtable_slots,
             slot_tables={s: scaled[s] for s in qtable_slots}, blocks=buffers,
             table_slots=qtable_slots, progressive=progressive, scans=scans,
             optimize=optimize, restart_interval=0 if restart_rows else restart_interval,
-            restart_rows=restart_rows)
+            restart_rows=restart_rows), metadata)
     if optimize:
         for row0, row1, blocks, band_masks in bands():
             coder.gather(blocks, row_stride, row0, row1, band_masks)
@@ -912,11 +934,11 @@ def encode_rows(read_rows: Callable[[int, int], np.ndarray], size: tuple[int, in
         passes = bands()
     for row0, row1, blocks, band_masks in passes:
         coder.encode(blocks, row_stride, row0, row1, final=row1 == mcu_rows, masks=band_masks)
-    return _file_bytes(color="gray" if gray else "ycbcr", size=(height, width),
-                       sampling=sampling, component_ids=tuple(range(1, ncomp + 1)),
-                       qtable_slots=qtable_slots,
-                       slot_tables={s: scaled[s] for s in qtable_slots},
-                       coder=coder, restart_interval=restart_interval)
+    return _with_metadata(
+        _file_bytes(color="gray" if gray else "ycbcr", size=(height, width),
+                    sampling=sampling, component_ids=tuple(range(1, ncomp + 1)),
+                    qtable_slots=qtable_slots, slot_tables={s: scaled[s] for s in qtable_slots},
+                    coder=coder, restart_interval=restart_interval), metadata)
 
 
 def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
@@ -924,7 +946,7 @@ def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
                  restart_interval: int = 0, tables: object = None,
                  grayscale: bool = False, progressive: bool = False,
                  scans: ScansLike | None = None, restart_rows: int = 0,
-                 force_baseline: bool = True) -> bytes:
+                 force_baseline: bool = True, metadata: Metadata | None = None) -> bytes:
     """Encode a numpy image to a JFIF file, byte-identical to libjpeg-turbo.
 
     The torch-free codec path: the pipeline's compiled stages
@@ -959,6 +981,9 @@ def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
             ``force_baseline``: Pillow, ``cjpeg -baseline``). False keeps
             entries up to 32767 as plain ``cjpeg`` does at low quality:
             16-bit DQT, so SOF1 for a sequential file (SOF2 progressive).
+        metadata: a :class:`jpegtorch.formats.metadata.Metadata` (EXIF, ICC,
+            XMP, comments, density, other APPn segments) written after the
+            JFIF header as Pillow does; None = libjpeg-turbo's bytes.
 
     Returns:
         The JPEG file's bytes (what ``cjpeg -baseline`` and Pillow write;
@@ -987,7 +1012,7 @@ def encode_array(array: np.ndarray, quality: int = 75, *, layout: str = "HWC",
                        subsampling=subsampling, optimize=optimize,
                        restart_interval=restart_interval, tables=tables, grayscale=grayscale,
                        progressive=progressive, scans=scans, restart_rows=restart_rows,
-                       force_baseline=force_baseline)
+                       force_baseline=force_baseline, metadata=metadata)
 
 
 def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
@@ -995,7 +1020,11 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
                 tables: Tensor | str | os.PathLike[str] | None = None,
                 trellis: bool = False, tune: str | None = None,
                 progressive: bool | None = None, scans: ScansLike | None = None,
-                restart_rows: int = 0, force_baseline: bool = True) -> bytes:
+                restart_rows: int = 0, force_baseline: bool = True,
+                metadata: Metadata | None = None, exif: bytes | None = None,
+                icc_profile: bytes | None = None, xmp: bytes | str | None = None,
+                comment: bytes | str | None = None,
+                dpi: tuple[float, float] | None = None) -> bytes:
     """Encode an image to a JFIF file, byte-identical to libjpeg-turbo.
 
     Runs the pipeline's compiled stages band by band (see :func:`encode_array`,
@@ -1035,12 +1064,19 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         scans, restart_rows, force_baseline: as for :func:`encode_array` (a
             scan script, restart markers every N MCU rows, 16-bit tables as
             plain cjpeg; the last two not with ``trellis`` or ``tune``).
+        metadata: a :class:`jpegtorch.formats.metadata.Metadata` to carry
+            (e.g. ``read_jpeg_metadata(original)``: EXIF, ICC, XMP, comments,
+            density and other APPn segments, like ``jpegtran -copy all``).
+        exif, icc_profile, xmp, comment, dpi: as Pillow's ``save`` options
+            (``exif`` with or without its ``Exif\\0\\0`` header); they add to
+            or replace the fields of ``metadata``.
 
     Returns:
         The JPEG file's bytes: what Pillow's ``Image.save(..., "JPEG",
         quality=, subsampling=, optimize=, restart_marker_blocks=,
-        restart_marker_rows=, progressive=)`` and ``cjpeg -baseline``
-        (``-progressive``, ``-scans FILE``, ``-restart N``) write.
+        restart_marker_rows=, progressive=, exif=, icc_profile=, xmp=, comment=,
+        dpi=)`` and (without metadata) ``cjpeg -baseline`` (``-progressive``,
+        ``-scans FILE``, ``-restart N``) write.
 
     Raises:
         JPEGError: invalid arguments or an image JPEG cannot hold.
@@ -1053,6 +1089,11 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         raise JPEGError(f"image must be uint8, got {image.dtype}")
     if image.dim() != 3 or image.shape[0] not in (1, 3):
         raise JPEGError(f"image must be [C, H, W] with C = 1 or 3, got {tuple(image.shape)}")
+    from .metadata import merge
+
+    extra = merge(metadata, exif=exif, icc_profile=icc_profile, xmp=xmp, comment=comment,
+                  dpi=dpi)
+    _check_metadata(extra)
     if trellis or tune is not None:
         from jpegtorch.optimize.tuning import encode_optimized
 
@@ -1062,14 +1103,15 @@ def encode_jpeg(image: Tensor, quality: int = 75, *, subsampling: str = "4:2:0",
         if restart_rows or not force_baseline:
             raise JPEGError("restart_rows and force_baseline=False are not available with "
                             "trellis or tune (use restart_interval)")
-        return encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
-                                tune=tune, restart_interval=restart_interval,
-                                progressive=progressive, scans=scans)
+        return _with_metadata(
+            encode_optimized(image, int(quality), subsampling=subsampling, tables=tables,
+                             tune=tune, restart_interval=restart_interval,
+                             progressive=progressive, scans=scans), extra)
     return encode_array(image.detach().cpu().numpy(), quality, layout="CHW",
                         subsampling=subsampling, optimize=bool(optimize),
                         restart_interval=restart_interval, tables=tables,
                         progressive=bool(progressive), scans=scans, restart_rows=restart_rows,
-                        force_baseline=bool(force_baseline))
+                        force_baseline=bool(force_baseline), metadata=extra)
 
 
 __all__: Sequence[str] = (

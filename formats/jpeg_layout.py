@@ -429,11 +429,16 @@ def _flush(out, pos, acc, nacc, pad):  # pragma: no cover - compiled
     return pos, free
 
 
-@njit(cache=True, nogil=True)
-def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows, mcu_cols,
-                       restart_interval, nbits_lut, debruijn, codes, sizes, pads, padbits,
+@njit(cache=True, nogil=True, _nrt=False)
+def _encode_sequential(out, last_dc, coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows,
+                       mcu_cols, restart_interval, nbits_lut, debruijn, codes, sizes, pads, padbits,
                        padpos):  # pragma: no cover - compiled
-    """Entropy-code one sequential scan; returns ``(bytes, length, error, mcu)``.
+    """Entropy-code one sequential scan into ``out``; returns ``(length, error, mcu)``.
+
+    ``out``: uint8 buffer; error 4 when the data would not fit (the caller
+    retries with a larger one). ``last_dc``: int64 ``[components]`` scratch.
+    No reference counting (``_nrt=False``): the inlined bit writer takes
+    ``out`` per code, and counting those references cost a third of the time.
 
     ``coef``: int16/int32 ``[64, blocks]`` (any strides), coefficient ``k``
     (zigzag) of component ``c``'s block ``(row, col)`` at ``coef[k, offsets[c]
@@ -449,11 +454,11 @@ def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows
     for c in range(ncomp):
         blocks_per_mcu += hs[c] * vs[c]
     margin = blocks_per_mcu * 64 * 8 + 64  # one MCU at most 31 bits per coefficient, stuffed
-    out = np.empty(mcu_rows * mcu_cols * blocks_per_mcu * 24 + margin, dtype=np.uint8)
     pos = 0
     acc = np.int64(0)
     nacc = np.int64(0)
-    last_dc = np.zeros(ncomp, dtype=np.int64)
+    for c in range(ncomp):
+        last_dc[c] = 0
     restarts_to_go = restart_interval
     next_restart = 0
     segment = 0
@@ -461,9 +466,7 @@ def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows
     for mr in range(mcu_rows):
         for mc in range(mcu_cols):
             if pos + margin > out.shape[0]:
-                grown = np.empty(out.shape[0] * 2 + margin, dtype=np.uint8)
-                grown[:pos] = out[:pos]
-                out = grown
+                return pos, 4, mcu
             if restart_interval > 0:
                 if restarts_to_go == 0:
                     pos, acc, nacc = _drain(out, pos, acc, nacc)
@@ -492,11 +495,11 @@ def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows
                         last_dc[c] = dc
                         mag = -diff if diff < 0 else diff
                         if mag >= 32768:
-                            return out, pos, 1, mcu
+                            return pos, 1, mcu
                         nb = np.int64(nbits_lut[mag])
                         size = np.int64(sizes[dt, nb])
                         if size == 0:
-                            return out, pos, 3, mcu
+                            return pos, 3, mcu
                         if diff < 0:
                             diff -= 1
                         pos, acc, nacc = _put(
@@ -516,19 +519,19 @@ def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows
                             val = np.int64(coef[k, base])
                             mag = -val if val < 0 else val
                             if mag >= 32768:
-                                return out, pos, 2, mcu
+                                return pos, 2, mcu
                             nb = np.int64(nbits_lut[mag])
                             while run > 15:
                                 size = np.int64(sizes[at, 0xF0])
                                 if size == 0:
-                                    return out, pos, 3, mcu
+                                    return pos, 3, mcu
                                 pos, acc, nacc = _put(out, pos, acc, nacc,
                                                       np.int64(codes[at, 0xF0]), size)
                                 run -= 16
                             sym = (run << 4) + nb
                             size = np.int64(sizes[at, sym])
                             if size == 0:
-                                return out, pos, 3, mcu
+                                return pos, 3, mcu
                             if val < 0:
                                 val -= 1
                             bits = val & ((np.int64(1) << nb) - 1)
@@ -538,14 +541,14 @@ def _encode_sequential(coef, masks, offsets, strides, hs, vs, dct, act, mcu_rows
                         if prev < 63:
                             size = np.int64(sizes[at, 0])
                             if size == 0:
-                                return out, pos, 3, mcu
+                                return pos, 3, mcu
                             pos, acc, nacc = _put(out, pos, acc, nacc,
                                                   np.int64(codes[at, 0]), size)
             mcu += 1
     pos, acc, nacc = _drain(out, pos, acc, nacc)
     padpos[segment] = pos
     pos, padbits[segment] = _flush(out, pos, acc, nacc, pads[segment])
-    return out, pos, 0, mcu
+    return pos, 0, mcu
 
 
 @njit(cache=True, nogil=True)
@@ -595,6 +598,7 @@ def planes(grids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def encode_sequential_scan(layout: Layout, scan: ScanLayout,
                            coefficients: tuple[np.ndarray, np.ndarray, np.ndarray],
                            pads: np.ndarray | None = None, masks: np.ndarray | None = None,
+                           size_hint: int | None = None,
                            ) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Regenerate the entropy-coded data of a sequential Huffman scan.
 
@@ -611,6 +615,8 @@ def encode_sequential_scan(layout: Layout, scan: ScanLayout,
             no extra byte, as T.81 and libjpeg).
         masks: :func:`nonzero_masks` of ``coef`` (computed when not given;
             pass them when regenerating several scans or several times).
+        size_hint: the expected size in bytes (e.g. the original scan's), to
+            size the output buffer in one go.
 
     Returns:
         ``(data, padbits, padpos)``: the scan's bytes (restart markers
@@ -641,13 +647,23 @@ def encode_sequential_scan(layout: Layout, scan: ScanLayout,
     padpos = np.zeros(nseg, dtype=np.int64)
     if masks is None:
         masks = nonzero_masks(coef)
-    out, length, err, mcu = _encode_sequential(
-        coef, masks, np.ascontiguousarray(offsets[index], dtype=np.int64),
-        np.ascontiguousarray(strides[index], dtype=np.int64),
-        np.array(hs, dtype=np.int64), np.array(vs, dtype=np.int64),
-        np.arange(ns, dtype=np.int64), np.arange(ns, 2 * ns, dtype=np.int64),
-        np.int64(rows), np.int64(cols), np.int64(scan.restart_interval), _NBITS, _DEBRUIJN_LUT,
-        codes, sizes, np.ascontiguousarray(pads, dtype=np.uint16), padbits, padpos)
+    blocks_per_mcu = int(np.dot(hs, vs)) if len(hs) else 1
+    margin = blocks_per_mcu * 64 * 8 + 64
+    size = (size_hint if size_hint is not None else rows * cols * blocks_per_mcu * 24) + margin
+    last_dc = np.zeros(ns, dtype=np.int64)
+    while True:
+        out = np.empty(size, dtype=np.uint8)
+        length, err, mcu = _encode_sequential(
+            out, last_dc, coef, masks, np.ascontiguousarray(offsets[index], dtype=np.int64),
+            np.ascontiguousarray(strides[index], dtype=np.int64),
+            np.array(hs, dtype=np.int64), np.array(vs, dtype=np.int64),
+            np.arange(ns, dtype=np.int64), np.arange(ns, 2 * ns, dtype=np.int64),
+            np.int64(rows), np.int64(cols), np.int64(scan.restart_interval), _NBITS,
+            _DEBRUIJN_LUT, codes, sizes, np.ascontiguousarray(pads, dtype=np.uint16), padbits,
+            padpos)
+        if err != 4:
+            break
+        size = 2 * size + margin  # the buffer was too small: again, twice as large
     if err:
         what = {1: "DC difference beyond 15 bits", 2: "AC value beyond 15 bits",
                 3: "symbol missing from the Huffman table"}[err]

@@ -12,6 +12,10 @@ Byte layout (PNG, ISO/IEC 15948:2004 = W3C PNG 2nd edition):
 - ``IHDR`` (11 bytes, 11.2.2): width(4) height(4) bit depth(1) = 8, colour
   type(1) = 0 (greyscale) or 2 (truecolour), compression(1) = 0 (deflate),
   filter method(1) = 0 (adaptive, five filter types), interlace(1) = 0;
+- ancillary chunks given by the caller (``chunks``: e.g. ``iCCP``, ``iTXt``,
+  ``pHYs``, ``eXIf`` carrying the source's metadata), written as given; the
+  spec wants them before the image data (iCCP 11.3.3.3, pHYs 11.3.5.3, eXIf
+  in the PNG 3rd edition / "Extensions to the PNG 1.2 Specification" 3.7);
 - one or more ``IDAT`` chunks (11.2.4) whose concatenated data is one zlib
   stream (RFC 1950/1951) of the filtered scanlines, each one filter-type byte
   then ``width × channels`` bytes (7.2, 9.2). Filter types (9.2): 0 None,
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterable
 from typing import BinaryIO
 
 import numpy as np
@@ -164,13 +169,17 @@ class PNGWriter:
         level: zlib compression level (0..9).
         filter_type: -1 (adaptive, the default) or one PNG filter type 0..4
             for every row.
+        chunks: ancillary chunks ``(type, data)`` written after IHDR, before
+            the image data (e.g. what Pillow writes for an ICC profile, EXIF,
+            XMP and density).
 
     Call :meth:`rows` with consecutive bands of rows (uint8 ``[n, W]`` or
     ``[n, W, C]``), then :meth:`close` (which checks that every row came).
     """
 
     def __init__(self, handle: BinaryIO, height: int, width: int, channels: int,
-                 level: int = 6, filter_type: int = -1) -> None:
+                 level: int = 6, filter_type: int = -1,
+                 chunks: Iterable[tuple[bytes, bytes]] = ()) -> None:
         if channels not in (1, 3):
             raise ValueError(f"PNG writer: 1 or 3 channels, got {channels}")
         if not (1 <= width < 1 << 31 and 1 <= height < 1 << 31):
@@ -187,6 +196,8 @@ class PNGWriter:
         handle.write(SIGNATURE)
         self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
                                          0 if channels == 1 else 2, 0, 0, 0))
+        for kind, data in chunks:
+            self._chunk(kind, data)
 
     def _chunk(self, kind: bytes, data: bytes) -> None:
         self.handle.write(struct.pack(">I", len(data)) + kind + data

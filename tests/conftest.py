@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,11 @@ def synthetic(height: int, width: int, seed: int = 0, kind: str = "mixed") -> np
     base += rng.normal(0, 12, base.shape)
     return np.clip(base, 0, 255).astype(np.uint8)
 
+
+# The CLI's one-time "compiling the codec's kernels" notice depends on numba's
+# cache, not on the command: keep it out of the output the tests compare
+# (tests/test_cli_batch.py checks the notice itself in a fresh cache).
+os.environ.setdefault("JTORCH_NO_COMPILE_NOTICE", "1")
 
 # Tests run two xdist workers on small tensors: one torch thread each avoids
 # oversubscribing the cores (torch's barrier stalls made some tests 15x slower).

@@ -164,7 +164,7 @@ def test_stdin_for_info_and_compare() -> None:
     result = invoke("info", "-", "--json", input=jpeg)
     assert result.exit_code == 0
     assert json.loads(result.stdout)[0]["file"] == "<stdin>"
-    result = invoke("compare", "-", "-q", "50", "-f", "json", "-o", "-", input=jpeg)
+    result = invoke("compare", "-", "-q", "50", "-F", "json", "-o", "-", input=jpeg)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["image"] == "<stdin>"
 
@@ -195,7 +195,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip()
-            and not line.startswith("jtorch: warning:")]
+            and not line.startswith(("jtorch: warning:", "jtorch: summary:"))]
 
 
 def _check_batch(result, bad: list[Path]) -> None:
@@ -245,7 +245,7 @@ def test_compare_batch_json_on_stdout_errors_on_stderr(files: dict[str, Path],
                                                        tmp_path: Path) -> None:
     inputs = [files["missing.png"], files["good.png"], files["corrupt.png"]]
     save = tmp_path / "save"
-    result = invoke("compare", *map(str, inputs), "-q", "50", "-f", "json", "--threads", "1",
+    result = invoke("compare", *map(str, inputs), "-q", "50", "-F", "json", "--threads", "1",
                     "--save", str(save))
     _check_batch(result, [inputs[0], inputs[2]])
     assert {r["image"] for r in json.loads(result.stdout)} == {str(inputs[1])}
@@ -308,9 +308,9 @@ def test_quiet_silences_warnings(tmp_path: Path, files: dict[str, Path]) -> None
     quiet = invoke("decode", str(files["corrupt.jpg"]), "--lenient", "-Q", "-o",
                    str(tmp_path / "d.png"))
     assert quiet.exit_code == 0 and quiet.stderr == ""
-    loud = invoke("compare", str(src), "-q", "50", "-f", "json", "--threads", "1")
+    loud = invoke("compare", str(src), "-q", "50", "-F", "json", "--threads", "1")
     assert loud.exit_code == 0 and "alpha channel dropped" in loud.stderr
-    quiet = invoke("compare", str(src), "-q", "50", "-f", "json", "--threads", "1", "-Q")
+    quiet = invoke("compare", str(src), "-q", "50", "-F", "json", "--threads", "1", "-Q")
     assert quiet.exit_code == 0 and quiet.stderr == ""
     json.loads(quiet.stdout)
 

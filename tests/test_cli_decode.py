@@ -103,19 +103,42 @@ def test_corrupt_strict_fails_without_output_lenient_warns(tmp_path: Path) -> No
 def test_max_pixels_and_unsupported(tmp_path: Path) -> None:
     result = run(str(GOOD), "-o", str(tmp_path / "x.png"), "--max-pixels", "1000")
     assert result.exit_code == 1 and "exceeds the limit of 1000 pixels" in result.output
+    assert "raise it with --max-pixels" in result.output  # the option, not the library's name
+    for args in (["-F", "bmp"], ["--auto-orient"]):  # the other decode paths say it too
+        result = run(str(GOOD), "-o", str(tmp_path / "x.bmp"), "--max-pixels", "1000", *args)
+        assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
+    packed = tmp_path / "x.jtc"  # a recompressed JPEG: restoring it checks the limit too
+    result = CliRunner().invoke(cli, ["encode", str(GOOD), "--codec", "recompress", "-o",
+                                      str(packed)])
+    assert result.exit_code == 0, result.output
+    for target in ("x.jpg", "x.png"):
+        result = run(str(packed), "-o", str(tmp_path / target), "--max-pixels", "1000")
+        assert result.exit_code == 1 and "raise it with --max-pixels" in result.output
+    packed.unlink()
     result = run(str(DATA / "generated/thor_hierarchical_y2.jpg"), "-o", str(tmp_path / "y.png"))
     assert result.exit_code == 1 and "hierarchical JPEG" in result.output
     assert not any(tmp_path.iterdir())
 
 
-def test_refuses_to_overwrite_input_and_no_clobber(tmp_path: Path) -> None:
+def test_refuses_to_overwrite_input_and_existing_files(tmp_path: Path) -> None:
     src = tmp_path / "a.jpg"
     src.write_bytes(GOOD.read_bytes())
     result = run(str(src), "-o", str(src))
     assert result.exit_code == 1 and "refusing to overwrite the input" in result.output
+    result = run(str(src), "-o", str(src), "--force")  # --force never replaces an input
+    assert result.exit_code == 1 and src.read_bytes() == GOOD.read_bytes()
     (tmp_path / "b.png").write_bytes(b"old")
-    result = run(str(src), "-o", str(tmp_path / "b.png"), "--no-clobber")
-    assert result.exit_code == 1 and (tmp_path / "b.png").read_bytes() == b"old"
+    for extra in ([], ["--no-clobber"]):  # refusing is the default; the old flag is a no-op
+        result = run(str(src), "-o", str(tmp_path / "b.png"), *extra)
+        assert result.exit_code == 1 and (tmp_path / "b.png").read_bytes() == b"old"
+        assert "b.png exists (use -f/--force to replace it)" in result.stderr
+    result = run(str(src), "-o", str(tmp_path / "b.png"), "-f")
+    assert result.exit_code == 0 and (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    # beside the input: a same-stem file that exists is left alone
+    (tmp_path / "a.png").write_bytes(b"precious")
+    result = run(str(src))
+    assert result.exit_code == 1 and (tmp_path / "a.png").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png", "b.png"]
 
 
 def test_missing_file_and_empty_stdin() -> None:

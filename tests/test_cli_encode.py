@@ -64,8 +64,15 @@ def test_batch_into_directory_goes_on_past_bad_files(photo: Path, tmp_path: Path
                  str(second), "-o", str(out))
     assert result.exit_code == 1
     assert sorted(os.listdir(out)) == ["photo.jpg", "second.jpg"]
-    assert (out / "second.jpg").read_bytes() == pillow_bytes(Image.open(second))
+    ours = (out / "second.jpg").read_bytes()
+    # a BMP's resolution becomes the JFIF density in dots/cm, as cjpeg (rdbmp.c) does
+    assert ours[13:18] == b"\x02\x00\x25\x00\x25"  # 3780 px/m = 37 dots/cm
+    assert ours[:13] + ours[18:] == (lambda b: b[:13] + b[18:])(pillow_bytes(Image.open(second)))
+    if CJPEG is not None:
+        assert ours == subprocess.run([CJPEG, str(second)], capture_output=True).stdout
     lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("jtorch: summary: 4 files, 2 encoded, 2 failed, ")
+    lines = lines[:-1]
     assert len(lines) == 2
     assert "missing.png" in lines[0] and "no such file" in lines[0]
     assert "bad.png" in lines[1] and "not an image" in lines[1]
@@ -91,13 +98,14 @@ def test_input_modes(tmp_path: Path) -> None:
     for name, (image, expected, warns) in cases.items():
         source = tmp_path / name
         image.save(source, **({"lossless": True} if name.endswith(".webp") else {}))
-        result = run(str(source), "-o", str(tmp_path / "out.jpg"))
+        result = run(str(source), "-o", str(tmp_path / "out.jpg"), "-f")
         assert result.exit_code == 0, (name, result.output)
         assert ("alpha channel dropped" in result.stderr) == warns, name
         data = (tmp_path / "out.jpg").read_bytes()
         if expected is None:
             expected = Image.open(source).convert("RGB")
-        assert data == pillow_bytes(expected), name
+        dpi = Image.open(source).info.get("dpi")  # TIFF's resolution is kept (metadata)
+        assert data == pillow_bytes(expected, **({"dpi": dpi} if dpi else {})), name
         assert Image.open(io.BytesIO(data)).mode == ("L" if expected.mode == "L" else "RGB")
     quiet = run(str(tmp_path / "rgba.png"), "-o", str(tmp_path / "q.jpg"), "--quiet")
     assert quiet.exit_code == 0 and quiet.stderr == ""
@@ -112,7 +120,7 @@ def test_sixteen_bit_inputs_are_scaled(tmp_path: Path) -> None:
     pgm = tmp_path / "wide.pgm"
     pgm.write_bytes(b"P5\n23 19\n65535\n" + wide.astype(">u2").tobytes())  # opens as "I"
     for source in (png, pgm):
-        result = run(str(source), "-o", str(tmp_path / "out.jpg"))
+        result = run(str(source), "-o", str(tmp_path / "out.jpg"), "--force")
         assert result.exit_code == 0, result.output
         assert (tmp_path / "out.jpg").read_bytes() == pillow_bytes(Image.fromarray(eight))
 
@@ -159,7 +167,7 @@ def test_usage_errors_exit_2(args: list[str], photo: Path) -> None:
     assert "Traceback" not in result.output and "Error" in result.stderr
 
 
-def test_never_overwrites_its_input_and_no_clobber(tmp_path: Path) -> None:
+def test_never_overwrites_its_input_nor_existing_files(tmp_path: Path) -> None:
     source = tmp_path / "pic.jpg"
     source.write_bytes(pillow_bytes(Image.fromarray(synthetic(16, 16))))
     before = source.read_bytes()
@@ -171,10 +179,11 @@ def test_never_overwrites_its_input_and_no_clobber(tmp_path: Path) -> None:
 
     target = tmp_path / "out.jpg"
     target.write_bytes(b"old")
-    result = run(str(source), "-o", str(target), "--no-clobber")
-    assert result.exit_code == 1 and "exists" in result.stderr
-    assert target.read_bytes() == b"old"
-    result = run(str(source), "-o", str(target))  # replaced, as cjpeg does
+    for extra in ([], ["--no-clobber"]):  # refusing is the default; the old flag is a no-op
+        result = run(str(source), "-o", str(target), *extra)
+        assert result.exit_code == 1 and "out.jpg exists (use -f/--force" in result.stderr
+        assert target.read_bytes() == b"old"
+    result = run(str(source), "-o", str(target), "-f")  # replaced when told to
     assert result.exit_code == 0 and target.read_bytes()[:2] == b"\xff\xd8"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -200,3 +209,130 @@ def test_help_does_not_import_torch_and_errors_have_no_traceback(tmp_path: Path)
                              str(tmp_path / "x.png")], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+# --- deep samples: 16-bit PNG, PGM/PPM with any maxval, scaled as cjpeg does --------------
+
+
+def _png16(samples: np.ndarray, *, interlace: bool) -> bytes:
+    """A 16-bit PNG written here (not by the reader under test): rows use the five
+    filter types in turn; Adam7 when ``interlace``."""
+    import struct
+    import zlib
+
+    height, width, channels = samples.shape
+    color = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    bpp = 2 * channels
+    passes = ([(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+               (1, 0, 2, 2), (0, 1, 1, 2)] if interlace else [(0, 0, 1, 1)])
+    raw = bytearray()
+    row_index = 0
+    for x0, y0, dx, dy in passes:
+        sub = samples[y0::dy, x0::dx]
+        if sub.size == 0:
+            continue
+        prev = np.zeros(sub.shape[1] * bpp, np.int32)
+        for row in sub:
+            cur = np.frombuffer(row.astype(">u2").tobytes(), np.uint8).astype(np.int32)
+            kind = row_index % 5
+            row_index += 1
+            left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
+            upleft = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
+            if kind == 0:
+                pred = np.zeros_like(cur)
+            elif kind == 1:
+                pred = left
+            elif kind == 2:
+                pred = prev
+            elif kind == 3:
+                pred = (left + prev) // 2
+            else:
+                p = left + prev - upleft
+                pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
+                pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
+            raw += bytes([kind]) + ((cur - pred) % 256).astype(np.uint8).tobytes()
+            prev = cur
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, color, 0, 0, int(interlace))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"gAMA", b"\0\0\xb1\x8f")
+            + chunk(b"IDAT", zlib.compress(bytes(raw))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_png16_reader_matches_the_samples_and_opencv(interlace: bool, channels: int) -> None:
+    from jpegtorch.formats import png16
+
+    rng = np.random.default_rng(channels)
+    samples = rng.integers(0, 65536, (13, 22, channels), dtype=np.uint16)
+    samples[:, :4] = 65535  # runs of 0xFF bytes
+    data = _png16(samples, interlace=interlace)
+    assert png16.is_deep_png(data)
+    assert np.array_equal(png16.read_samples(data), samples)
+    cv2 = pytest.importorskip("cv2")
+    if channels in (3, 4):
+        theirs = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        order = [2, 1, 0] if channels == 3 else [2, 1, 0, 3]
+        assert np.array_equal(theirs[:, :, order], samples)
+    scaled, alpha = png16.read_scaled(data)
+    assert alpha == (channels in (2, 4))
+    color = samples[:, :, :3] if channels >= 3 else samples[:, :, :1]
+    expected = (color.astype(np.int64) * 255 + 32767) // 65535
+    assert np.array_equal(scaled, expected.transpose(2, 0, 1))
+
+
+def test_png16_damaged_files_are_one_line_errors(tmp_path: Path) -> None:
+    data = _png16(np.zeros((8, 8, 3), np.uint16), interlace=False)
+    cases = {"truncated.png": data[: len(data) - 30],
+             "crc.png": data[:60] + bytes([data[60] ^ 1]) + data[61:]}  # in IDAT
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+        result = run(str(tmp_path / name), "-o", str(tmp_path / "x.jpg"))
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, name
+        assert "Traceback" not in result.output and not (tmp_path / "x.jpg").exists()
+    (tmp_path / "good.png").write_bytes(data)
+    result = run(str(tmp_path / "good.png"), "-o", str(tmp_path / "x.jpg"), "--max-pixels", "10")
+    assert result.exit_code == 1 and "--max-pixels" in result.stderr
+
+
+@pytest.mark.skipif(CJPEG is None, reason="cjpeg not installed")
+def test_deep_inputs_encode_as_cjpeg_does(tmp_path: Path) -> None:
+    """16-bit RGB PNG (plain and interlaced) == cjpeg on the same samples as a 16-bit
+    PPM; PGM/PPM with maxval 1023, 1000, 300 and 15 (binary and plain) == cjpeg."""
+    rng = np.random.default_rng(5)
+    samples = rng.integers(0, 65536, (29, 37, 3), dtype=np.uint16)
+    ppm = tmp_path / "deep.ppm"
+    ppm.write_bytes(b"P6\n37 29\n65535\n" + samples.astype(">u2").tobytes())
+
+    def cjpeg(path: Path) -> bytes:
+        return subprocess.run([CJPEG, "-baseline", "-quality", "85", str(path)],
+                              capture_output=True, check=True).stdout
+
+    for interlace in (False, True):
+        source = tmp_path / f"deep{int(interlace)}.png"
+        source.write_bytes(_png16(samples, interlace=interlace))
+        result = run(str(source), "-o", str(tmp_path / "out.jpg"), "-q", "85", "-f")
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "out.jpg").read_bytes() == cjpeg(ppm)
+    cases = {
+        "a.ppm": b"P6\n# comment\n37 29\n1000\n" + (samples % 1001).astype(">u2").tobytes(),
+        "b.pgm": b"P5 37 29 1023\n" + (samples[:, :, 0] % 1024).astype(">u2").tobytes(),
+        "c.ppm": b"P6\n37 29\n300\n" + (samples % 301).astype(">u2").tobytes(),
+        "d.ppm": b"P6\n37 29\n15\n" + (samples % 16).astype(np.uint8).tobytes(),
+        "e.ppm": b"P3\n37 29\n1000\n" + " ".join(str(v) for v in (samples % 1001).ravel()
+                                                 ).encode() + b"\n",
+    }
+    for name, data in cases.items():
+        source = tmp_path / name
+        source.write_bytes(data)
+        result = run(str(source), "-o", str(tmp_path / "out.jpg"), "-q", "85", "-f")
+        assert result.exit_code == 0, (name, result.output)
+        assert (tmp_path / "out.jpg").read_bytes() == cjpeg(source), name
+    bad = tmp_path / "bad.pgm"
+    bad.write_bytes(b"P5\n2 1\n100\n" + bytes([5, 200]))  # 200 > maxval
+    result = run(str(bad), "-o", str(tmp_path / "bad.jpg"))
+    assert result.exit_code == 1 and "above maxval" in result.stderr

@@ -51,3 +51,8 @@ def test_learned_usage_errors(tmp_path: Path) -> None:
                                      "-o", str(tmp_path / "x.jtc"), *extra])
         assert result.exit_code == 2, (extra, result.output)
     assert not (tmp_path / "x.jtc").exists()
+    one = runner.invoke(cli, ["encode", str(src), "--codec", "learned", "--optimize"])
+    assert "--optimize applies to --codec jpeg only" in one.stderr  # (not "apply")
+    two = runner.invoke(cli, ["encode", str(src), "--codec", "learned", "--optimize",
+                              "--restart", "2"])
+    assert "--optimize, --restart apply to --codec jpeg only" in two.stderr

@@ -218,14 +218,19 @@ def test_plot_png_and_svg(folder: Path, tmp_path: Path) -> None:
         im.verify()
         assert im.format == "PNG" and im.size[0] > 400 and im.size[1] > 200
     report = tmp_path / "report.json"
-    result = run(src, "-q", "10,50", "--plot", str(svg), "-f", "json", "-o", str(report))
+    result = run(src, "-q", "10,50", "--plot", str(svg), "-F", "json", "-o", str(report))
     assert result.exit_code == 0 and result.stdout == ""
     assert len(json.loads(report.read_text())) == 4
     import xml.etree.ElementTree as ET
 
     assert ET.parse(svg).getroot().tag.endswith("svg")
-    # '-' writes the PNG to stdout (the report then needs -o)
+    # an existing report is not replaced without --force (checked before any work)
+    before = report.read_bytes()
     result = run(src, "-q", "50", "--plot", "-", "-o", str(report))
+    assert result.exit_code == 1 and "report.json exists (use -f/--force" in result.stderr
+    assert result.stdout_bytes == b"" and report.read_bytes() == before
+    # '-' writes the PNG to stdout (the report then needs -o)
+    result = run(src, "-q", "50", "--plot", "-", "-o", str(report), "--force")
     assert result.exit_code == 0, result.stderr
     assert result.stdout_bytes.startswith(b"\x89PNG\r\n\x1a\n")
     assert run(src, "--plot", "-").exit_code == 2
@@ -293,7 +298,7 @@ def test_tables_go_to_pillow_and_libjpeg_not_opencv(folder: Path, tmp_path: Path
     write_qtables(tables, [[min(255, 2 * v) for v in ANNEX_K_LUMA], list(ANNEX_K_CHROMA)])
     refs = "pillow,opencv" + (",libjpeg" if HAS_LIBJPEG else "")
     result = run(str(folder / "kodim01_233x151.png"), "--tables", str(tables), "--ref", refs,
-                 "-q", "60", "-f", "json")
+                 "-q", "60", "-F", "json")
     assert result.exit_code == 0, result.stderr
     assert "opencv cannot take custom quantization tables" in result.stderr
     rows = {r["codec"]: r for r in json.loads(result.stdout)}
@@ -326,7 +331,7 @@ def test_learned_codec_records(tmp_path: Path, tiny_model: Path) -> None:
     image = tmp_path / "small.png"
     Image.fromarray(synthetic(32, 48)).save(image)
     result = run(str(image), "--codec", "jpeg", "--codec", "learned", "--model",
-                 str(tiny_model), "-q", "50", "-f", "json", "--save", str(tmp_path / "s"))
+                 str(tiny_model), "-q", "50", "-F", "json", "--save", str(tmp_path / "s"))
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [(r["codec"], r["quality"]) for r in rows] == [
@@ -342,7 +347,7 @@ def test_learned_codec_records(tmp_path: Path, tiny_model: Path) -> None:
         skimage_metrics.peak_signal_noise_ratio(original, decoded, data_range=255), abs=1e-3)
     assert learned["bytes_identical"] is None
     result = run(str(image), "--codec", "learned", "--model", str(tiny_model), "--levels", "2",
-                 "-f", "json")
+                 "-F", "json")
     assert [(r["codec"], r["quality"]) for r in json.loads(result.stdout)] == [
         ("pillow", 10), ("pillow", 30), ("pillow", 50), ("pillow", 70), ("pillow", 90),
         ("jpegtorch-learned", 2)]
@@ -365,19 +370,21 @@ def test_batch_goes_on_past_missing_and_corrupt_files(folder: Path, tmp_path: Pa
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes((SAMPLES / "kodim01_233x151.png").read_bytes()[:300])
     good = str(folder / "kodim01_233x151.png")
-    result = run(str(tmp_path / "missing.png"), good, str(corrupt), "-q", "50", "-f", "json")
+    result = run(str(tmp_path / "missing.png"), good, str(corrupt), "-q", "50", "-F", "json")
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("jtorch: summary: 3 files, 1 compared, 2 failed")
+    lines = lines[:-1]
     assert len(lines) == 2 and "missing.png" in lines[0] and "corrupt.png" in lines[1]
     assert "Traceback" not in result.stderr
     assert [r["image"] for r in json.loads(result.stdout)] == [good, good]
-    result = run(str(tmp_path / "missing.png"), "-f", "json", "--debug")
+    result = run(str(tmp_path / "missing.png"), "-F", "json", "--debug")
     assert result.exit_code == 1 and json.loads(result.stdout) == []
 
 
 def test_stdin_input(folder: Path) -> None:
     data = (folder / "kodim01_233x151.png").read_bytes()
-    result = run("-", "-q", "50", "-f", "json", input=data)
+    result = run("-", "-q", "50", "-F", "json", input=data)
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows[0]["image"] == "<stdin>" and rows[0]["width"] == 233
@@ -415,18 +422,19 @@ def test_parse_pnm() -> None:
 
 
 def test_progress_bar_only_on_a_terminal_and_not_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jpegtorch.cli import compare as command
+    from jpegtorch.cli import _batch as command  # every command's batch progress bar
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     monkeypatch.setattr(command.sys, "stderr", Terminal())
-    bar = command._progress_bar(10, quiet=False)
+    bar = command.progress_bar(10, "compared", quiet=False)
     assert bar is not None
     bar.update(3)
     bar.close()
-    assert "compare" in command.sys.stderr.getvalue()
-    assert command._progress_bar(10, quiet=True) is None
+    assert "compared" in command.sys.stderr.getvalue()
+    assert command.progress_bar(10, "compared", quiet=True) is None
+    assert command.progress_bar(1, "compared", quiet=False) is None
     monkeypatch.setattr(command.sys, "stderr", io.StringIO())
-    assert command._progress_bar(10, quiet=False) is None
+    assert command.progress_bar(10, "compared", quiet=False) is None

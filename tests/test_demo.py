@@ -21,6 +21,13 @@ def test_demo_on_one_sample(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "kodim01_233x151_q20.jpg", "kodim01_233x151_q20.png",
         "kodim01_233x151_q80.jpg", "kodim01_233x151_q80.png"]
+    # a second run replaces its outputs only when told to (make demo passes --force)
+    again = CliRunner().invoke(cli, ["demo", str(folder), "-o", str(tmp_path / "out"),
+                                     "-q", "20"])
+    assert again.exit_code == 1 and "exists (use -f/--force" in again.output
+    again = CliRunner().invoke(cli, ["demo", str(folder), "-o", str(tmp_path / "out"),
+                                     "-q", "20", "--force"])
+    assert again.exit_code == 0, again.output
 
 
 def test_demo_rejects_bad_quality_and_empty_folder(tmp_path: Path) -> None:

@@ -317,6 +317,10 @@ def test_cli_train_codec_tiny(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.exists() and (tmp_path / "model.pt.ckpt").exists()
     assert codec.load_model(out).levels == 2
+    before = out.read_bytes()
+    again = CliRunner().invoke(command, args)  # refused before training: nothing replaced
+    assert again.exit_code == 1 and "model.pt exists (use -f/--force" in again.output
+    assert out.read_bytes() == before
     bad = CliRunner().invoke(command, [*args[:2], "--lambda", "-1", "-o", str(out)])
     assert bad.exit_code == 2
     bad = CliRunner().invoke(command, [*args, "--crop", "40"])

@@ -705,8 +705,8 @@ def test_cli_progressive_and_scans(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert again.read_bytes() == out.read_bytes()
     script.write_text(SCRIPTS["deep-sa"])
-    result = jtorch("encode", str(source), "--scans", str(script), "--restart", "4", "-o",
-                    str(again))
+    result = jtorch("encode", str(source), "--scans", str(script), "--restart", "4", "-f",
+                    "-o", str(again))
     assert result.exit_code == 0, result.output
     assert again.read_bytes() == ours(image, 75, scans=script, restart_interval=4)
     if CJPEG is not None:
@@ -752,11 +752,11 @@ def test_cli_no_force_baseline_is_plain_cjpeg(tmp_path: Path) -> None:
     out = tmp_path / "q.jpg"
     for extra in ([], ["--progressive"]):
         result = jtorch("encode", str(source), "-q", "8", "--no-force-baseline", *extra,
-                        "-o", str(out))
+                        "-f", "-o", str(out))
         assert result.exit_code == 0, result.output
         flags = [e[1:] for e in extra]  # cjpeg's single-dash spelling
         assert out.read_bytes() == cjpeg(image, tmp_path, "-quality", "8", *flags)
-        result = jtorch("encode", str(source), "-q", "8", *extra, "-o", str(out))
+        result = jtorch("encode", str(source), "-q", "8", *extra, "-f", "-o", str(out))
         assert out.read_bytes() == cjpeg(image, tmp_path, "-quality", "8", "-baseline", *flags)
 
 
@@ -766,7 +766,8 @@ def test_cli_restart_rows(tmp_path: Path) -> None:
     Image.fromarray(image).save(source)
     out = tmp_path / "r.jpg"
     for extra in ([], ["--progressive"]):
-        result = jtorch("encode", str(source), "--restart-rows", "3", *extra, "-o", str(out))
+        result = jtorch("encode", str(source), "--restart-rows", "3", *extra, "-f", "-o",
+                        str(out))
         assert result.exit_code == 0, result.output
         assert out.read_bytes() == pillow_progressive(image, 75, progressive=bool(extra),
                                                       restart_marker_rows=3)

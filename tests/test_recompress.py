@@ -242,9 +242,32 @@ def test_version_and_codec_are_checked(packed: bytes) -> None:
     newer = jtc.pack(jtc.Container(**{**box.__dict__, "streams": tuple(
         jtc.Stream(s.name, bytes([9]) + s.data[1:] if s.name == "layout" else s.data)
         for s in box.streams)}))
-    assert layout[0] == 1
+    assert layout[0] == 2
     with pytest.raises(JPEGError, match="layout version"):
         restore_jpeg(newer)
+
+
+def test_layout_version_1_still_restores(packed: bytes) -> None:
+    """Containers written before the preset dictionary (layout version 1, plain zlib) decode."""
+    import zlib
+
+    from jpegtorch.recompress import headers
+
+    box = jtc.unpack(packed)
+    layout = dict((s.name, s.data) for s in box.streams)["layout"]
+    assert layout[:2] == bytes((2, 3))  # version 2, zlib with the preset dictionary
+    unpacker = zlib.decompressobj(-15, zdict=headers.dictionary())
+    raw = unpacker.decompress(layout[2:]) + unpacker.flush()
+    old = jtc.pack(jtc.Container(**{**box.__dict__, "streams": tuple(
+        jtc.Stream(s.name, bytes((1, 1)) + zlib.compress(raw) if s.name == "layout" else s.data)
+        for s in box.streams)}))
+    assert restore_jpeg(old) == restore_jpeg(packed)
+    # the dictionary method is unknown to version 1
+    bad = jtc.pack(jtc.Container(**{**box.__dict__, "streams": tuple(
+        jtc.Stream(s.name, bytes((1,)) + s.data[1:] if s.name == "layout" else s.data)
+        for s in box.streams)}))
+    with pytest.raises(JPEGError, match="compression 3"):
+        restore_jpeg(bad)
 
 
 def test_damage_that_passes_the_crcs_is_caught(packed: bytes) -> None:
@@ -271,7 +294,7 @@ def test_pixel_limit_on_restore(photo: np.ndarray) -> None:
 def test_crc_of_original_is_stored(packed: bytes) -> None:
     original = restore_jpeg(packed)
     layout = dict((s.name, s.data) for s in jtc.unpack(packed).streams)["layout"]
-    assert layout[0] == 1 and len(original) > 0
+    assert layout[0] == 2 and len(original) > 0
     assert zlib.crc32(original) == zlib.crc32(restore_jpeg(packed))
     assert struct.unpack("<I", packed[9:13])[0] > 0
 

@@ -211,6 +211,9 @@ def test_cli_trains_writes_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     tune.save_checkpoint(checkpoint, partial)
     result = train_cli(*common[:2], "--steps", "5", "--eval-crops", "0", "--resume",
                        str(checkpoint), "-o", str(out))
+    assert result.exit_code == 1 and "tuned.txt exists (use -f/--force" in result.stderr
+    result = train_cli(*common[:2], "--steps", "5", "--eval-crops", "0", "--resume",
+                       str(checkpoint), "-o", str(out), "--force")
     assert result.exit_code == 0, result.output
     straight = tmp_path / "straight.txt"
     result = train_cli(*common[:-4], "--eval-crops", "0", "--steps", "5", "-o", str(straight))
@@ -223,7 +226,7 @@ def test_cli_trains_writes_and_resumes(data_dir: Path, tmp_path: Path) -> None:
     assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
 
     result = train_cli(*common[:2], "--objective", "ssim", "--resume",
-                       str(out.with_suffix(".ckpt")), "-o", str(out))
+                       str(out.with_suffix(".ckpt")), "-o", str(out), "-f")
     assert result.exit_code == 2 and "checkpoint was trained with" in result.stderr
 
 

@@ -37,16 +37,18 @@ from jpegtorch.errors import JPEGError
 from jpegtorch.formats import container as jtc
 from jpegtorch.formats import jpeg_layout as jl
 
+from . import headers
 from .coder import Store, decode_store, encode_store
 from .tables import MODEL_NAME, load_tables, model_hash
 
 CODEC = "jpeg-recompress"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+"""Version of the ``layout`` stream written (1: no preset dictionary; both are read)."""
 DEFAULT_MAX_PIXELS = 89_478_485
 """As the reader's (Pillow's) decompression-bomb limit."""
 
 _MODELLED, _VERBATIM = 0, 1
-_RAW, _ZLIB, _LZMA = 0, 1, 2
+_RAW, _ZLIB, _LZMA, _ZLIB_DICT = 0, 1, 2, 3
 
 
 class RecompressWarning(UserWarning):
@@ -84,7 +86,9 @@ def _pack_layout(size: int, crc: int, pieces: list[bytes] | None,
                 body.write(struct.pack("<I", len(tail)))
                 body.write(tail)
     raw = body.getvalue()
-    options = [(_RAW, raw), (_ZLIB, zlib.compress(raw, 9))]
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=headers.dictionary())
+    options = [(_RAW, raw), (_ZLIB, zlib.compress(raw, 9)),
+               (_ZLIB_DICT, packer.compress(raw) + packer.flush())]
     if len(raw) > 2048:  # metadata worth LZMA's time (a dictionary sized to the data)
         dict_size = max(1 << 16, 1 << (len(raw) - 1).bit_length())
         options.append((_LZMA, lzma.compress(raw, format=lzma.FORMAT_RAW, filters=[
@@ -97,14 +101,19 @@ def _unpack_layout(data: bytes) -> _Parsed:
     if len(data) < 2:
         raise JPEGError("corrupt .jtc layout stream (too short)")
     version, method = data[0], data[1]
-    if version != LAYOUT_VERSION:
+    if version not in (1, LAYOUT_VERSION):
         raise JPEGError(f"unsupported recompressed layout version {version} "
-                        f"(this build reads version {LAYOUT_VERSION})")
+                        f"(this build reads versions 1 and {LAYOUT_VERSION})")
     try:
         if method == _RAW:
             raw = data[2:]
         elif method == _ZLIB:
             raw = zlib.decompress(data[2:])
+        elif method == _ZLIB_DICT and version >= 2:
+            unpacker = zlib.decompressobj(-15, zdict=headers.dictionary())
+            raw = unpacker.decompress(data[2:]) + unpacker.flush()
+            if not unpacker.eof or unpacker.unused_data:
+                raise JPEGError("corrupt .jtc layout stream (deflate data)")
         elif method == _LZMA:
             raw = lzma.decompress(data[2:], format=lzma.FORMAT_RAW,
                                   filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 26}])
@@ -302,9 +311,10 @@ def _recompress(data: bytes, layout: jl.Layout, max_pixels: int | None) -> bytes
     for scan in layout.scans:
         original = data[scan.start:scan.end]
 
-        def encode(p: np.ndarray | None, scan: jl.ScanLayout = scan,
+        def encode(p: np.ndarray | None, scan: jl.ScanLayout = scan, hint: int = len(original),
                    ) -> tuple[bytes, np.ndarray, np.ndarray]:
-            return jl.encode_sequential_scan(layout, scan, coefficients, p, masks)
+            return jl.encode_sequential_scan(layout, scan, coefficients, p, masks,
+                                             size_hint=hint)
 
         match = jl.match_scan(original, encode)
         if match is None:
@@ -389,7 +399,8 @@ def _restore(box: jtc.Container, streams: dict[str, bytes], parsed: _Parsed,
     for i, scan in enumerate(layout.scans):
         try:
             scan_data, _, _ = jl.encode_sequential_scan(layout, scan, coefficients,
-                                                        parsed.pads[i], masks)
+                                                        parsed.pads[i], masks,
+                                                        size_hint=parsed.size)
         except JPEGError as exc:
             raise JPEGError(f"corrupt recompressed JPEG ({exc})") from None
         out += [scan_data, parsed.tails[i], parsed.pieces[i + 1]]

@@ -205,23 +205,20 @@ def code_store(store: Store, tables: Tables, data: bytes | None = None,
                         [np.zeros(0, np.int32)])
     pattern = np.where((ys & 1) == 0, np.where((xs & 1) == 0, 0, 2),
                        np.where((xs & 1) == 1, 1, 2))
-    passes = [np.flatnonzero((nzr > 0) & (pattern == p)) for p in range(M.AC_PASSES)]
-    counts = [len(p) for p in passes]
-    for k in range(1, 64):
-        if not any(counts):
-            break
-        merged = k >= M.MERGE_FROM
-        for ptype, blocks in enumerate(passes):
-            n = counts[ptype]
-            if not n:
-                continue
-            if out is not None:
-                out.ensure(st, 8 * n)
-                buf = out.buf
-            M.ac_code(st, buf, decoding, tables.ac, st_ac, collect, z, nzr, off, rows, cols, cc,
-                      comp_of, ys, xs, blocks[:n], k, 0 if merged else ptype)
-        counts = [M.compact(p, n, nzr) for p, n in zip(passes, counts, strict=True)]
-    active = sum(counts)
+    passes = np.empty((M.AC_PASSES, nblocks), dtype=np.int32)
+    counts = np.zeros(M.AC_PASSES, dtype=np.int64)
+    for p in range(M.AC_PASSES):
+        blocks = np.flatnonzero((nzr > 0) & (pattern == p))
+        passes[p, :len(blocks)] = blocks
+        counts[p] = len(blocks)
+    if out is not None:
+        out.ensure(st, 64)
+        buf = out.buf
+    buf = M.ac_waves(st, buf, decoding, tables.ac, st_ac, collect, z, nzr, off, rows, cols, cc,
+                     comp_of, ys, xs, passes, counts)
+    if out is not None:
+        out.buf = buf
+    active = int(counts.sum())
     if decoding and (active or (nzr < 0).any()):
         raise JPEGError("corrupt recompressed coefficient data (counts do not match)")
 

@@ -283,7 +283,7 @@ def _pass_class(s, kind):  # pragma: no cover - compiled
     return 2 if kind == 1 else 3
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def nz_code(st, buf, decoding, freq, stats, collect, nz, off, rows, cols, cc, s,
             kind):  # pragma: no cover - compiled
     """Code the nonzero counts of one lattice pass.
@@ -330,7 +330,7 @@ def nz_code(st, buf, decoding, freq, stats, collect, nz, off, rows, cols, cc, s,
 _RECIP = np.array([0, 1024, 512, 341, 256], dtype=np.int64)  # 1024 / count
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def ac_code(st, buf, decoding, freq, stats, collect, z, nzr, off, rows, cols, cc, comp_of,
             ys, xs, blocks, k, ptype):  # pragma: no cover - compiled
     """Code coefficient ``k`` of the blocks of one pass.
@@ -465,7 +465,7 @@ def _estimate(dc_n, edge_n, edge_x, q0):  # pragma: no cover - compiled
     return dc_n + (2 * (edge_n - edge_x) + den) // (2 * den)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def dc_code(st, buf, decoding, freq, stats, collect, z, edges, off, rows, cols, cc, q0, s,
             kind):  # pragma: no cover - compiled
     """Code the DCs of one lattice pass as residuals from their prediction.
@@ -548,7 +548,7 @@ def dc_code(st, buf, decoding, freq, stats, collect, z, edges, off, rows, cols, 
 
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def compact(blocks, n, nzr):  # pragma: no cover - compiled
     """Keep the first ``n`` blocks that still have nonzero coefficients; returns their count."""
     m = 0
@@ -558,3 +558,36 @@ def compact(blocks, n, nzr):  # pragma: no cover - compiled
             blocks[m] = b
             m += 1
     return m
+
+
+@njit(cache=True, nogil=True)
+def ac_waves(st, buf, decoding, freq, stats, collect, z, nzr, off, rows, cols, cc, comp_of,
+             ys, xs, passes, counts):  # pragma: no cover - compiled
+    """Code every AC wave (zigzag ``k`` = 1..63, :data:`AC_PASSES` passes each) in one call.
+
+    ``passes``: int32 ``[AC_PASSES, nblocks]``, per pass type the blocks that
+    may still have nonzero coefficients, the first ``counts[p]`` valid;
+    compacted in place after every wave. Encoding grows ``buf`` when a pass
+    might not fit (at most 8 bytes per block and pass) and returns it.
+    """
+    for k in range(1, 64):
+        active = 0
+        for p in range(AC_PASSES):
+            active += counts[p]
+        if active == 0:
+            break
+        for p in range(AC_PASSES):
+            n = counts[p]
+            if n == 0:
+                continue
+            if not decoding:
+                need = st[rc.POS] + 8 * n + 64
+                if need > buf.shape[0]:
+                    grown = np.empty(max(need, 2 * buf.shape[0]), dtype=np.uint8)
+                    grown[:buf.shape[0]] = buf
+                    buf = grown
+            ac_code(st, buf, decoding, freq, stats, collect, z, nzr, off, rows, cols, cc,
+                    comp_of, ys, xs, passes[p, :n], k, 0 if k >= MERGE_FROM else p)
+        for p in range(AC_PASSES):
+            counts[p] = compact(passes[p], counts[p], nzr)
+    return buf

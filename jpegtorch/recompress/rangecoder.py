@@ -186,10 +186,19 @@ def decode_bits(data, s, nbits):  # pragma: no cover - compiled
         m = 8 if nbits > 8 else nbits
         nbits -= m
         rng >>= m
-        chunk = code // rng
-        if chunk >= (1 << m):
-            chunk = (1 << m) - 1
-            bad = 1
+        if m <= 3:  # the usual case (a sign and a bit or two): compare, no division
+            chunk = np.int64(0)
+            for bit in range(m - 1, -1, -1):
+                trial = chunk | (np.int64(1) << bit)
+                if code >= trial * rng:
+                    chunk = trial
+            if code >= (np.int64(1) << m) * rng:
+                bad = 1
+        else:
+            chunk = code // rng
+            if chunk >= (1 << m):
+                chunk = (1 << m) - 1
+                bad = 1
         code -= chunk * rng
         value = (value << m) | chunk
         while rng < TOP:
