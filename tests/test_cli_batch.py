@@ -472,6 +472,32 @@ def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path,
     assert tree(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize("fmt", ["png", "bmp"])
+def test_a_full_disk_while_decoding_names_the_output(tmp_path: Path, fmt: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The band-by-band PNG writer (a write fails mid-stream) and Pillow's writer."""
+    import errno
+
+    from jpegtorch.formats import png_writer
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(png_writer.PNGWriter, "rows", full)
+    src = png(tmp_path / "a.png")
+    assert invoke("encode", str(src), "-o", str(tmp_path / "a.jpg")).exit_code == 0
+    if fmt == "bmp":
+        from jpegtorch.cli import _files
+
+        monkeypatch.setattr(_files.os, "fsync", full)
+    target = tmp_path / "out" / f"a.{fmt}"
+    result = invoke("decode", str(tmp_path / "a.jpg"), "-o", str(target))
+    assert result.exit_code == 1
+    assert errors(result.stderr) == [
+        f"jtorch: {tmp_path / 'a.jpg'}: cannot write {target}: no space left on the device"]
+    assert tree(tmp_path / "out") == []
+
+
 def test_completion_of_ref_and_tables() -> None:
     def complete(words: str) -> list[str]:
         done = subprocess.run(
