@@ -17,10 +17,6 @@ from typing import Any
 
 from ._files import CliError
 
-# Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
-# repeated here so that --help does not import Pillow.
-DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
-
 ALPHA_MODES = {"RGBA": "RGB", "RGBa": "RGB", "LA": "L", "La": "L", "PA": "RGB"}
 
 # libjpeg's RGB -> Y (jccolor.c): FIX(0.299), FIX(0.587), FIX(0.114), 16 bits.

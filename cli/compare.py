@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from jpegtorch.limits import DEFAULT_MAX_PIXELS
+
 from ._batch import (
     IMAGE_EXTENSIONS,
     Item,
@@ -41,8 +43,6 @@ REFERENCES = ("opencv", "pillow", "libjpeg", "mozjpeg")
 DEFAULT_QUALITIES = "10,30,50,70,90"
 IMAGE_SUFFIXES = {".png", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp", ".jpg",
                   ".jpeg", ".gif"}
-# Pillow's default decompression-bomb limit, as in ``jtorch encode``.
-DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 def _references(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from jpegtorch.limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
+
 from ._batch import (
     JPEG_EXTENSIONS,
     Item,
@@ -40,12 +42,7 @@ from ._common import (
 )
 from ._files import OutputFiles
 
-# Pillow's default decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS),
-# repeated here so that --help does not import Pillow.
-DEFAULT_MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
-
-# the reader's default max_memory (jpegtorch.formats.jfif_reader.DEFAULT_MAX_MEMORY)
-DEFAULT_MAX_MEMORY = "1G"
+DEFAULT_MAX_MEMORY_TEXT = f"{DEFAULT_MAX_MEMORY >> 30}G"  # the reader's default, as --help shows it
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -408,7 +405,7 @@ def to_pillow(array: Any) -> Any:
                    "ignored for JPEG files.")
 @click.option("--max-pixels", type=click.IntRange(0), default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Refuse larger images before decoding (0 = no limit).")
-@click.option("--max-memory", type=ByteSize(), default=DEFAULT_MAX_MEMORY, show_default=True,
+@click.option("--max-memory", type=ByteSize(), default=DEFAULT_MAX_MEMORY_TEXT, show_default=True,
               help="Refuse JPEGs whose decoding would allocate more (coefficients of "
                    "progressive files + pixels), checked before allocating, like djpeg "
                    "-maxmemory; e.g. 500M, 4G (0 = no limit).")

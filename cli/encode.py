@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from jpegtorch.limits import DEFAULT_MAX_PIXELS
+
 from ._batch import (
     IMAGE_EXTENSIONS,
     Item,
@@ -41,7 +43,6 @@ from ._common import (
 )
 from ._files import OutputFiles
 from ._images import (
-    DEFAULT_MAX_PIXELS,
     image_array,
     image_rows,
     open_image,

@@ -31,6 +31,8 @@ imported until something is decoded.
 
 from __future__ import annotations
 
+from jpegtorch.limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
+
 from .api import _read as _read  # the reader after its run, for jpegtorch.recompress
 from .api import decode_jpeg, decode_jpeg_array, decode_jpeg_rows, read_coefficients
 from .info import (
@@ -43,8 +45,8 @@ from .info import (
     estimate_quality,
     read_info,
 )
-from .markers import DEFAULT_MAX_PIXELS, JPEGWarning, MarkerReader
-from .scans import DEFAULT_MAX_MEMORY, Reader
+from .markers import JPEGWarning, MarkerReader
+from .scans import Reader
 
 _Reader = Reader  # the names tests and tools (jpegtorch.recompress) have used
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jpegtorch.errors import JPEGError
+from jpegtorch.limits import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS
 
-from .markers import DEFAULT_MAX_PIXELS
-from .scans import DEFAULT_MAX_MEMORY, Reader
+from .scans import Reader
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

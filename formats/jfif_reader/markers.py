@@ -44,9 +44,6 @@ from jpegtorch.errors import JPEGError
 from ..zigzag import ZIGZAG
 from .info import QuantTableInfo, ScanInfo, SegmentInfo
 
-DEFAULT_MAX_PIXELS = 89_478_485
-"""Default pixel limit, as Pillow's ``Image.MAX_IMAGE_PIXELS``."""
-
 JPEG_MAX_DIMENSION = 65500  # libjpeg's limit
 MAX_BLOCKS_IN_MCU = 10  # T.81 B.2.3, libjpeg's D_MAX_BLOCKS_IN_MCU
 MAX_SCANS = 1000

@@ -60,10 +60,6 @@ from .markers import (
 if TYPE_CHECKING:  # pragma: no cover
     from jpegtorch.coefficients import Coefficients
 
-DEFAULT_MAX_MEMORY = 1 << 30
-"""Default ``max_memory`` (1 GiB): enough for an 89-megapixel (the default
-pixel limit) progressive 4:4:4 file, whose coefficients (537 MB) and RGB
-output (268 MB) are the largest legitimate allocations at that limit."""
 
 MAX_PASSES = 20
 """Scans may visit ``MAX_PASSES`` times the image's blocks in all (or ``MIN_WORK``

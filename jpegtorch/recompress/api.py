@@ -36,6 +36,7 @@ import numpy as np
 from jpegtorch.errors import JPEGError
 from jpegtorch.formats import container as jtc
 from jpegtorch.formats import jpeg_layout as jl
+from jpegtorch.limits import DEFAULT_MAX_PIXELS
 
 from . import headers
 from .coder import Store, decode_store, encode_store
@@ -44,8 +45,6 @@ from .tables import MODEL_NAME, load_tables, model_hash
 CODEC = "jpeg-recompress"
 LAYOUT_VERSION = 2
 """Version of the ``layout`` stream written (1: no preset dictionary; both are read)."""
-DEFAULT_MAX_PIXELS = 89_478_485
-"""As the reader's (Pillow's) decompression-bomb limit."""
 
 _MODELLED, _VERBATIM = 0, 1
 _RAW, _ZLIB, _LZMA, _ZLIB_DICT = 0, 1, 2, 3
