@@ -26,7 +26,7 @@ Usage::
     python benchmarks/bench_decode.py [--sizes 1 4 16 24] [--repeat 5] [--json out.json]
                                       [--markdown]
 
-Run under ``flock /work/.heavy.lock`` on the shared machine (ratios are from
+Run on a quiet machine (ratios are from
 one run, interleaved, so machine load affects both sides alike).
 """
 

@@ -24,7 +24,7 @@ Usage::
         [--skip-corpus] [--json out.json]
 
 JPEG XL needs ``imagecodecs`` (``pip install -e '.[bench]'``); without it its
-columns say "n/a". Run on a quiet machine or under ``flock /work/.heavy.lock``.
+columns say "n/a". Run on a quiet machine.
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ from numba import njit
 from jpegtorch.errors import JPEGError
 
 from .huffman import STD_AC_TABLES, STD_DC_TABLES, HuffmanTable
+from .jfif_writer import _emit
 
 __all__ = [
     "FrameComponent",
@@ -369,24 +370,7 @@ def _put(out, pos, acc, nacc, code, size):  # pragma: no cover - compiled
     acc = (acc << size) | code
     nacc += size
     if nacc >= 32:
-        nacc -= 32
-        word = acc >> nacc
-        inv = ~word & 0xFFFFFFFF
-        if ((inv - 0x01010101) & ~inv & 0x80808080) == 0:  # no FF byte: 4 at once
-            out[pos] = (word >> 24) & 0xFF
-            out[pos + 1] = (word >> 16) & 0xFF
-            out[pos + 2] = (word >> 8) & 0xFF
-            out[pos + 3] = word & 0xFF
-            pos += 4
-        else:
-            for shift in range(24, -8, -8):
-                b = (word >> shift) & 0xFF
-                out[pos] = b
-                pos += 1
-                if b == 0xFF:
-                    out[pos] = 0
-                    pos += 1
-        acc &= (np.int64(1) << nacc) - 1
+        pos, acc, nacc = _emit(out, pos, acc, nacc)  # the writer's own byte stuffing
     return pos, acc, nacc
 
 
