@@ -208,10 +208,14 @@ class LibjpegCodec(Codec):
     name = "libjpeg"
 
     def __init__(self, settings: JPEGSettings) -> None:
-        self.cjpeg = shutil.which("cjpeg")
-        self.djpeg = shutil.which("djpeg")
-        if not self.cjpeg or not self.djpeg:
+        cjpeg, djpeg = shutil.which("cjpeg"), shutil.which("djpeg")
+        if not cjpeg or not djpeg:
             raise MissingDependency(INSTALL_HINTS["libjpeg"])
+        self._start(settings, cjpeg, djpeg)
+
+    def _start(self, settings: JPEGSettings, cjpeg: str, djpeg: str | None) -> None:
+        """Keep the programs and write custom tables to a cjpeg ``-qtables`` file."""
+        self.cjpeg, self.djpeg = cjpeg, djpeg
         self.settings = settings
         self._tables_file: str | None = None
         if settings.tables is not None:
@@ -246,7 +250,7 @@ class LibjpegCodec(Codec):
         done = subprocess.run(args, input=data, capture_output=True, check=False)
         if done.returncode != 0 or not done.stdout:
             message = done.stderr.decode(errors="replace").strip().splitlines()
-            raise CodecFailure(f"libjpeg: {Path(args[0]).name} failed"
+            raise CodecFailure(f"{self.name}: {Path(args[0]).name} failed"
                                + (f": {message[-1]}" if message else ""))
         return done.stdout
 
@@ -330,7 +334,7 @@ def find_mozjpeg(path: str | os.PathLike[str] | None = None) -> tuple[str, str |
     return cjpeg, (str(djpeg) if djpeg.is_file() and os.access(djpeg, os.X_OK) else None)
 
 
-class MozjpegCodec(Codec):
+class MozjpegCodec(LibjpegCodec):
     """mozjpeg's ``cjpeg`` with its defaults (trellis quantization, progressive
     with searched scans, its quantization table), PNM through a pipe; decoded by
     the ``djpeg`` beside it, or by Pillow (both libjpeg-turbo's decoder)."""
@@ -338,18 +342,7 @@ class MozjpegCodec(Codec):
     name = "mozjpeg"
 
     def __init__(self, settings: JPEGSettings) -> None:
-        self.cjpeg, self.djpeg = find_mozjpeg(settings.mozjpeg)
-        self.settings = settings
-        self._tables_file: str | None = None
-        if settings.tables is not None:
-            from jpegtorch.formats.qtables import format_qtables
-
-            fd, self._tables_file = tempfile.mkstemp(prefix="jtorch-qtables-", suffix=".txt")
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(format_qtables(settings.tables))
-
-    def prepare(self, image: np.ndarray) -> Any:
-        return LibjpegCodec.prepare(self, image)  # type: ignore[arg-type]
+        self._start(settings, *find_mozjpeg(settings.mozjpeg))
 
     def encode(self, prepared: Any, quality: int) -> bytes:
         s = self.settings
@@ -365,22 +358,11 @@ class MozjpegCodec(Codec):
 
     def decode(self, data: bytes) -> np.ndarray:
         if self.djpeg is not None:
-            return parse_pnm(self._run([self.djpeg, "-pnm"], data))
+            return super().decode(data)
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
             return _as_hwc(np.asarray(im))
-
-    def _run(self, args: list[str], data: bytes) -> bytes:
-        done = subprocess.run(args, input=data, capture_output=True, check=False)
-        if done.returncode != 0 or not done.stdout:
-            message = done.stderr.decode(errors="replace").strip().splitlines()
-            raise CodecFailure(f"mozjpeg: {Path(args[0]).name} failed"
-                               + (f": {message[-1]}" if message else ""))
-        return done.stdout
-
-    def close(self) -> None:
-        LibjpegCodec.close(self)  # type: ignore[arg-type]
 
 
 def check_reference(name: str, settings: JPEGSettings | None = None) -> None:
